@@ -1,0 +1,56 @@
+"""Catalogue of every event type the store holds: name, version, payload fields.
+
+Event types are past-tense facts. A payload never carries a direct identifier,
+a free-text note or a pseudonym: those live in the ``identified`` schema.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class EventType:
+    name: str
+    version: int
+    source: str
+    payload: tuple[str, ...]
+    description: str
+
+
+_SESSION_FIELDS = (
+    "event_type", "record_id", "occurred_at", "scheduled_for", "recorded_at", "service",
+    "session_number", "staff_id", "mode", "duration_min", "activities", "program_id",
+    "discharge_reason", "voids_event_id",
+)
+
+SESSION_EVENT_TYPES = (
+    "session_scheduled", "session_attended", "session_missed", "session_cancelled",
+    "contact_attempt", "treatment_admitted", "treatment_visit", "treatment_discharged",
+    "event_voided",
+)
+
+CATALOGUE: dict[str, EventType] = {
+    e.name: e
+    for e in [
+        EventType("intake_recorded", 1, "intake", ("values",),
+                  "A REDCap intake record seen for the first time (or again after a removal); "
+                  "values maps each non-identifying field to its raw coded value."),
+        EventType("intake_field_corrected", 1, "intake", ("field", "old", "new"),
+                  "A field of an intake record changed between two snapshots."),
+        EventType("intake_record_removed", 1, "intake", (),
+                  "A record held before is absent from a later snapshot."),
+        *[
+            EventType(name, 1, "sessions", _SESSION_FIELDS,
+                      f"A `{name}` line of the case-management / treatment log (note removed).")
+            for name in SESSION_EVENT_TYPES
+        ],
+    ]
+}
+
+EVENT_VERSIONS = {name: e.version for name, e in CATALOGUE.items()}
+
+SESSION_SERVICES = ("case_management", "motivational_interviewing", "standard_referral")
+SESSION_MODES = ("in_person", "phone", "community")
+DISCHARGE_REASONS = ("completed", "dropped_out", "administrative", "transferred", "incarcerated")
+ACTIVITIES = ("strengths_assessment", "goal_planning", "linkage", "transport", "advocacy")

@@ -1,0 +1,167 @@
+"""Scan the landing zone and append every new file to the event store."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+from ingestion import redcap, sessions
+from ingestion.profile import StudyProfile, load_profile
+from ingestion.readers import ReadError
+from ingestion.settings import Settings
+from ingestion.store import (
+    BatchOutcome,
+    already_ingested,
+    commit_batch,
+    ensure_schema,
+    quarantine_file,
+    sha256_of,
+    start_stage,
+)
+from ingestion.vault import open_vault, writer_lock
+
+log = logging.getLogger(__name__)
+
+# Sources whose readers exist in this version. Files in other source folders
+# are left untouched (not recorded), so a later version ingests them.
+SOURCES = ("intake", "sessions")
+WAITING_SOURCES = ("alliance", "transcripts")
+
+
+@dataclass
+class IngestReport:
+    outcomes: list[BatchOutcome] = field(default_factory=list)
+    unchanged: int = 0
+    waiting: int = 0
+
+    @property
+    def events_appended(self) -> int:
+        return sum(o.events_appended for o in self.outcomes)
+
+    @property
+    def rows_quarantined(self) -> int:
+        return sum(o.rows_quarantined for o in self.outcomes)
+
+
+def _landing_files(settings: Settings) -> list[tuple[str, str, Path]]:
+    """(source, kind, path) in the order they must be applied."""
+    out: list[tuple[str, str, Path]] = []
+    intake = settings.landing_dir / "intake"
+    if intake.is_dir():
+        files = sorted(p for p in intake.iterdir() if p.is_file() and not p.name.startswith("."))
+        dicts = [p for p in files if p.name.lower() == "data_dictionary.csv"]
+        snaps = [p for p in files if p not in dicts]
+        snaps.sort(key=lambda p: (redcap.snapshot_export_time(p.name, settings.site_tz) or datetime.max.replace(tzinfo=UTC), p.name))
+        out += [("intake", "dictionary", p) for p in dicts]
+        out += [("intake", "snapshot", p) for p in snaps]
+    logs = settings.landing_dir / "sessions"
+    if logs.is_dir():
+        out += [("sessions", "log", p) for p in sorted(logs.iterdir()) if p.is_file() and not p.name.startswith(".")]
+    return out
+
+
+def ingest_file(conn: duckdb.DuckDBPyConnection, settings: Settings, profile: StudyProfile,
+                source: str, kind: str, path: Path, force: bool = False) -> BatchOutcome | None:
+    sha = sha256_of(path)
+    if not force and already_ingested(conn, sha):
+        return None
+    if not force:
+        suspect = conn.execute(
+            "select count(*) from events.batches where sha256 = ? and status = 'suspect'", [sha]
+        ).fetchone()[0]
+        if suspect:
+            return None  # still held back; `alliance-wh accept FILE` applies it
+    start_stage(conn)
+    exported_at = None
+    now = datetime.now(UTC)
+    try:
+        data = path.read_bytes()
+        if kind == "dictionary":
+            n = redcap.stage_dictionary(conn, data)
+            status, rows, detail = "applied", n, ""
+        elif kind == "snapshot":
+            exported_at = redcap.snapshot_export_time(path.name, settings.site_tz)
+            if exported_at is None:
+                raise ReadError("unrecognised_file", "the name is not a REDCap export name <PROJECT>_DATA_<YYYY-MM-DD>_<HHMM>.csv")
+            status, rows, detail = redcap.stage_snapshot(
+                conn, data, source=source, exported_at=exported_at, profile=profile, force=force
+            )
+        elif kind == "log":
+            if path.suffix.lower() != ".jsonl":
+                raise ReadError("unrecognised_file", "the session log takes only *.jsonl files")
+            status, rows, detail = sessions.stage_session_log(conn, data, now)
+        else:  # pragma: no cover - guarded by _landing_files
+            raise ReadError("unrecognised_file", f"no reader for {kind}")
+    except ReadError as err:
+        start_stage(conn)
+        quarantine_file(conn, err.code, err.reason)
+        # A snapshot that arrived before its dictionary waits and is tried again next run.
+        status = "waiting" if err.code == "no_dictionary" else "quarantined"
+        rows, detail = 0, err.reason
+    except (duckdb.Error, ValueError, OSError) as err:
+        start_stage(conn)
+        quarantine_file(conn, "reader_error", f"the file could not be read ({type(err).__name__})")
+        status, rows, detail = "quarantined", 0, f"reader error ({type(err).__name__})"
+        log.warning("reader error on %s: %s", path.name, type(err).__name__)
+    return commit_batch(
+        conn, source=source, path=path, sha256=sha, status=status, rows_read=rows,
+        exported_at=exported_at, detail=detail, apply_events=status in ("applied", "accepted"),
+    )
+
+
+def ingest_landing(settings: Settings) -> IngestReport:
+    """Ingest every new landed file; one batch per file, each in one transaction."""
+    profile = load_profile(settings.study_profile)
+    report = IngestReport()
+    with writer_lock(settings):
+        conn = open_vault(settings)
+        try:
+            ensure_schema(conn)
+            for source, kind, path in _landing_files(settings):
+                outcome = ingest_file(conn, settings, profile, source, kind, path)
+                if outcome is None:
+                    report.unchanged += 1
+                else:
+                    report.outcomes.append(outcome)
+            for source in WAITING_SOURCES:
+                folder = settings.landing_dir / source
+                if folder.is_dir():
+                    report.waiting += sum(1 for p in folder.iterdir() if p.is_file())
+            conn.execute("checkpoint")
+        finally:
+            conn.close()
+    return report
+
+
+def accept_file(settings: Settings, file: Path) -> BatchOutcome:
+    """Apply a snapshot held back as suspect."""
+    from ingestion.settings import ConfigError
+
+    path = file if file.is_absolute() else (Path.cwd() / file)
+    if not path.is_file():
+        candidate = settings.landing_dir / "intake" / file.name
+        path = candidate if candidate.is_file() else path
+    if not path.is_file():
+        raise ConfigError(f"no such file: {file}")
+    profile = load_profile(settings.study_profile)
+    sha = sha256_of(path)
+    with writer_lock(settings):
+        conn = open_vault(settings)
+        try:
+            ensure_schema(conn)
+            held = conn.execute(
+                "select source from events.batches where sha256 = ? and status = 'suspect' limit 1", [sha]
+            ).fetchone()
+            if not held:
+                raise ConfigError(f"{path.name} is not a snapshot held back as suspect")
+            outcome = ingest_file(conn, settings, profile, held[0], "snapshot", path, force=True)
+            conn.execute("update events.batches set status = 'suspect-accepted' where sha256 = ? and status = 'suspect'", [sha])
+            conn.execute("checkpoint")
+        finally:
+            conn.close()
+    assert outcome is not None
+    return outcome

@@ -1,0 +1,333 @@
+"""REDCap exports: data dictionaries and full snapshots turned into change events.
+
+A snapshot is diffed, as one set operation in DuckDB, against the state the
+store already holds for that source: a record seen for the first time
+(``intake_recorded``), a field whose value changed (``intake_field_corrected``),
+a record that disappeared (``intake_record_removed``). Identifier fields, free
+text and columns the dictionary does not declare go to the identified store
+only.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import duckdb
+import polars as pl
+
+from ingestion.profile import StudyProfile
+from ingestion.readers import ReadError, read_csv_strings
+from ingestion.store import quarantine_file
+
+SNAPSHOT_NAME = re.compile(r"^(?P<project>.+)_DATA_(?P<date>\d{4}-\d{2}-\d{2})_(?P<hhmm>\d{4})\.csv$", re.IGNORECASE)
+SUSPECT_REMOVAL_SHARE = 0.05
+
+# REDCap's standard data-dictionary headers, matched loosely (case, spacing).
+_DICT_COLUMNS = {
+    "field_name": "variable / field name",
+    "form_name": "form name",
+    "field_type": "field type",
+    "field_label": "field label",
+    "choices": "choices, calculations, or slider labels",
+    "validation": "text validation type or show slider number",
+    "identifier": "identifier?",
+}
+CODED_TYPES = ("radio", "dropdown", "yesno", "truefalse")
+
+
+def snapshot_export_time(name: str, tz: str) -> datetime | None:
+    m = SNAPSHOT_NAME.match(name)
+    if not m:
+        return None
+    try:
+        local = datetime.strptime(f"{m['date']} {m['hhmm']}", "%Y-%m-%d %H%M")
+    except ValueError:
+        return None
+    return local.replace(tzinfo=ZoneInfo(tz))
+
+
+def parse_dictionary(data: bytes) -> pl.DataFrame:
+    df = read_csv_strings(data, "data dictionary")
+    norm = {re.sub(r"\s+", " ", c.strip().lower()): c for c in df.columns}
+    cols = {}
+    for key, header in _DICT_COLUMNS.items():
+        match = norm.get(header) or next((orig for n, orig in norm.items() if n.startswith(header[:12])), None)
+        if match is None and key in ("field_name", "form_name", "field_type"):
+            raise ReadError("not_a_dictionary", f"the data dictionary lacks the REDCap column `{header}`")
+        cols[key] = match
+    out = pl.DataFrame(
+        {key: (df[col] if col else pl.Series([None] * df.height, dtype=pl.Utf8)) for key, col in cols.items()}
+    )
+    out = out.with_columns(
+        pl.col("field_name").str.strip_chars(),
+        pl.col("form_name").str.strip_chars(),
+        pl.col("field_type").str.strip_chars().str.to_lowercase(),
+        pl.col("validation").str.strip_chars(),
+        (pl.col("identifier").str.strip_chars().str.to_lowercase() == "y").fill_null(False).alias("identifier"),
+    ).filter(pl.col("field_name").is_not_null() & (pl.col("field_name") != ""))
+    if out.is_empty():
+        raise ReadError("not_a_dictionary", "the data dictionary defines no fields")
+    return out.with_row_index("ordinal", offset=1).with_columns(pl.col("ordinal").cast(pl.Int32))
+
+
+def stage_dictionary(conn: duckdb.DuckDBPyConnection, data: bytes) -> int:
+    d = parse_dictionary(data)
+    conn.register("dict_df", d)
+    conn.execute(
+        """insert into stage_dictionary
+           select ordinal, field_name, form_name, field_type, field_label, choices, validation, identifier from dict_df"""
+    )
+    conn.unregister("dict_df")
+    return d.height
+
+
+def latest_dictionary(conn: duckdb.DuckDBPyConnection, source: str) -> pl.DataFrame | None:
+    df = conn.execute(
+        """select * from events.dictionary_fields
+           where batch_id = (select b.batch_id from events.batches b
+                             where b.source = $src and b.status = 'applied'
+                               and b.batch_id in (select batch_id from events.dictionary_fields where source = $src)
+                             order by b.ingested_at desc, b.batch_id desc limit 1)
+           order by ordinal""",
+        {"src": source},
+    ).pl()
+    return None if df.is_empty() else df
+
+
+def choice_codes(dictionary: pl.DataFrame) -> pl.DataFrame:
+    """(field_name, code, label) for every coded field; yes/no fields get REDCap's implicit codes."""
+    rows = []
+    for name, ftype, choices in dictionary.select("field_name", "field_type", "choices").iter_rows():
+        if ftype == "yesno":
+            rows += [(name, "1", "Yes"), (name, "0", "No")]
+        elif ftype == "truefalse":
+            rows += [(name, "1", "True"), (name, "0", "False")]
+        elif ftype in ("radio", "dropdown", "checkbox") and choices:
+            for part in choices.split("|"):
+                code, _, label = part.partition(",")
+                if code.strip():
+                    rows.append((name, code.strip(), label.strip()))
+    return pl.DataFrame(rows, schema=["field_name", "code", "label"], orient="row")
+
+
+def classify_columns(columns: list[str], dictionary: pl.DataFrame, record_field: str,
+                     safe: tuple[str, ...]) -> dict[str, str]:
+    """Each export column -> 'key', 'value', 'identifier', 'free_text' or 'undeclared'."""
+    info = {r["field_name"]: r for r in dictionary.iter_rows(named=True)}
+    forms = {f for f in dictionary["form_name"].drop_nulls().to_list()}
+    kinds: dict[str, str] = {}
+    for col in columns:
+        base = col.split("___")[0] if "___" in col else col
+        if col == record_field:
+            kinds[col] = "key"
+        elif base in info:
+            r = info[base]
+            if r["identifier"]:
+                kinds[col] = "identifier"
+            elif base not in safe and (
+                r["field_type"] == "notes" or (r["field_type"] == "text" and not (r["validation"] or "").strip())
+            ):
+                kinds[col] = "free_text"
+            else:
+                kinds[col] = "value"
+        elif col.endswith("_complete") and col[: -len("_complete")] in forms:
+            kinds[col] = "value"
+        elif col.startswith("redcap_"):
+            kinds[col] = "value"
+        else:
+            kinds[col] = "undeclared"
+    return kinds
+
+
+def stage_snapshot(
+    conn: duckdb.DuckDBPyConnection,
+    data: bytes,
+    *,
+    source: str,
+    exported_at: datetime,
+    profile: StudyProfile,
+    force: bool = False,
+) -> tuple[str, int, str]:
+    """Stage the change events of one full snapshot. Returns (status, rows_read, detail)."""
+    dictionary = latest_dictionary(conn, source)
+    if dictionary is None:
+        raise ReadError("no_dictionary", f"no data dictionary has been ingested for {source}/ yet; land data_dictionary.csv beside the export")
+    record_field = profile.field("record_id") or "record_id"
+    df = read_csv_strings(data, "REDCap export")
+    if record_field not in df.columns:
+        raise ReadError("missing_record_id_column", f"the export has no `{record_field}` column, so its rows cannot be matched to records")
+    kinds = classify_columns(df.columns, dictionary, record_field, profile.safe_free_text)
+    df = df.with_row_index("row_no", offset=1).with_columns(pl.col(record_field).str.strip_chars().alias("__rid"))
+
+    # Rows that cannot be read are quarantined; their records keep their previous state.
+    bad = []
+    bad.append(df.filter(pl.col("__rid").is_null() | (pl.col("__rid") == "")).select(
+        pl.col("row_no"), pl.lit(None, pl.Utf8).alias("__rid"), pl.lit("missing_record_id").alias("code"),
+        pl.lit("the row has no record_id").alias("reason")))
+    dup = df.filter(pl.col("__rid").is_not_null() & pl.col("__rid").is_duplicated())
+    bad.append(dup.select(pl.col("row_no"), pl.col("__rid"), pl.lit("duplicate_record").alias("code"),
+                          pl.lit("the record_id appears on more than one row of this export").alias("reason")))
+    codes = choice_codes(dictionary)
+    value_cols = [c for c, k in kinds.items() if k == "value"]
+    long = (
+        df.filter(pl.col("__rid").is_not_null() & (pl.col("__rid") != ""))
+        .select(["row_no", "__rid", *value_cols])
+        .unpivot(index=["row_no", "__rid"], on=value_cols, variable_name="field", value_name="value")
+        .with_columns(pl.col("value").str.strip_chars())
+        .with_columns(pl.when(pl.col("value") == "").then(None).otherwise(pl.col("value")).alias("value"))
+    )
+    coded = dictionary.filter(pl.col("field_type").is_in(CODED_TYPES))["field_name"].to_list()
+    checkbox_cols = [c for c in value_cols if "___" in c and c.split("___")[0] in
+                     set(dictionary.filter(pl.col("field_type") == "checkbox")["field_name"].to_list())]
+    bad_codes = (
+        long.filter(pl.col("field").is_in(coded) & pl.col("value").is_not_null())
+        .join(codes.rename({"field_name": "field", "code": "value"}), on=["field", "value"], how="anti")
+    )
+    bad_checks = long.filter(pl.col("field").is_in(checkbox_cols) & pl.col("value").is_not_null()
+                             & ~pl.col("value").is_in(["0", "1"]))
+    bad_values = pl.concat([bad_codes, bad_checks])
+    if bad_values.height:
+        bad.append(bad_values.group_by("row_no", "__rid").agg(pl.col("field").sort().str.join(", ").alias("fields")).select(
+            pl.col("row_no"), pl.col("__rid"), pl.lit("unknown_code").alias("code"),
+            (pl.lit("a value is not among the codes the data dictionary defines for: ") + pl.col("fields")).alias("reason")))
+    bad_df = pl.concat(bad).sort("row_no")
+    bad_ids = bad_df["__rid"].drop_nulls().unique()
+    conn.register("bad_df", bad_df)
+    conn.execute("insert into stage_quarantine select 'row ' || row_no, code, reason from bad_df")
+    conn.unregister("bad_df")
+
+    good_long = long.filter(~pl.col("__rid").is_in(bad_ids.implode()))
+    good_ids = df.filter(pl.col("__rid").is_not_null() & (pl.col("__rid") != "") & ~pl.col("__rid").is_in(bad_ids.implode())).select("__rid")
+    ident_cols = [c for c, k in kinds.items() if k in ("identifier", "free_text", "undeclared")]
+    ident = (
+        df.filter(pl.col("__rid").is_in(good_ids["__rid"].implode())).select(["__rid", *ident_cols])
+        .unpivot(index="__rid", on=ident_cols, variable_name="field", value_name="value")
+        .with_columns(pl.col("field").replace_strict(kinds, default="undeclared").alias("kind"))
+    ) if ident_cols else pl.DataFrame(schema={"__rid": pl.Utf8, "field": pl.Utf8, "value": pl.Utf8, "kind": pl.Utf8})
+
+    # Stale: a snapshot older than (or as old as) one already applied produces nothing.
+    last = conn.execute(
+        "select max(exported_at) from events.batches where source = ? and status in ('applied', 'accepted')", [source]
+    ).fetchone()[0]
+    rows_read = df.height
+    undeclared = sum(1 for k in kinds.values() if k == "undeclared")
+    detail = f"{undeclared} column(s) not in the data dictionary kept in the identified store only" if undeclared else ""
+    if last is not None and exported_at <= last:
+        return "stale", rows_read, "exported before a snapshot already applied; recorded, no events"
+
+    conn.register("snap_long", good_long.select(pl.col("__rid").alias("record_id"), "field", "value"))
+    conn.register("snap_ids", good_ids.rename({"__rid": "record_id"}))
+    conn.register("bad_ids", pl.DataFrame({"record_id": bad_ids}))
+    conn.execute(
+        """
+        create or replace temp table held_life as
+        select payload->>'record_id' as record_id, arg_max(event_type, seq) as last_type
+        from events.events
+        where source = $src and event_type in ('intake_recorded', 'intake_record_removed')
+        group by 1
+        """,
+        {"src": source},
+    )
+    conn.execute(
+        """
+        create or replace temp table held_values as
+        with v as (
+            select e.payload->>'record_id' as record_id, e.seq, j.key as field, j.value->>'$' as value
+            from events.events e, json_each(e.payload->'values') j
+            where e.source = $src and e.event_type = 'intake_recorded'
+            union all
+            select payload->>'record_id', seq, payload->>'field', payload->>'new'
+            from events.events where source = $src and event_type = 'intake_field_corrected'
+        )
+        select record_id, field, arg_max_null(value, seq) as value from v group by all
+        """,
+        {"src": source},
+    )
+    held_present = conn.execute("select count(*) from held_life where last_type = 'intake_recorded'").fetchone()[0]
+    removed = conn.execute(
+        """select count(*) from held_life h where last_type = 'intake_recorded'
+           and record_id not in (select record_id from snap_ids) and record_id not in (select record_id from bad_ids)"""
+    ).fetchone()[0]
+    if held_present and removed / held_present > SUSPECT_REMOVAL_SHARE and not force:
+        conn.execute("delete from stage_quarantine")
+        conn.execute(
+            "insert into stage_quarantine values (null, 'suspect_snapshot', ?)",
+            [f"the snapshot would remove {removed} of {held_present} records (more than 5%); "
+             f"nothing applied until `alliance-wh accept FILE` confirms it"],
+        )
+        return "suspect", rows_read, f"would remove {removed} of {held_present} records"
+
+    exported_iso = exported_at.isoformat()
+    params = {"src": source, "ts": exported_at, "iso": exported_iso, "v": 1}
+    conn.execute(
+        """
+        insert into stage_events
+        with new_ids as (
+            select s.record_id from snap_ids s
+            left join held_life h using (record_id)
+            where h.last_type is distinct from 'intake_recorded'
+        ),
+        p as (
+            select l.record_id, json_object('record_id', l.record_id,
+                   'values', json_group_object(l.field, l.value)) as payload
+            from snap_long l join new_ids using (record_id) group by l.record_id
+        )
+        select md5(concat_ws('|', $src, $iso, record_id, 'intake_recorded')), 'participant/' || record_id,
+               'intake_recorded', $v, $ts, $ts, md5(payload::varchar), payload
+        from p
+        """,
+        params,
+    )
+    conn.execute(
+        """
+        insert into stage_events
+        with c as (
+            select l.record_id, l.field, h.value as old, l.value as new
+            from snap_long l
+            join held_life hl on hl.record_id = l.record_id and hl.last_type = 'intake_recorded'
+            left join held_values h on h.record_id = l.record_id and h.field = l.field
+            where l.value is distinct from h.value
+        ),
+        p as (select record_id, field, json_object('record_id', record_id, 'field', field, 'old', old, 'new', new) as payload from c)
+        select md5(concat_ws('|', $src, $iso, record_id, 'intake_field_corrected', field)), 'participant/' || record_id,
+               'intake_field_corrected', $v, $ts, $ts, md5(payload::varchar), payload
+        from p
+        """,
+        params,
+    )
+    conn.execute(
+        """
+        insert into stage_events
+        with r as (
+            select record_id from held_life where last_type = 'intake_recorded'
+            and record_id not in (select record_id from snap_ids) and record_id not in (select record_id from bad_ids)
+        )
+        select md5(concat_ws('|', $src, $iso, record_id, 'intake_record_removed')), 'participant/' || record_id,
+               'intake_record_removed', $v, $ts, $ts, md5(json_object('record_id', record_id)::varchar),
+               json_object('record_id', record_id)
+        from r
+        """,
+        params,
+    )
+    # Identifiers and free text: kept (identified store only) when new or changed.
+    conn.register("snap_ident", ident.rename({"__rid": "record_id"}))
+    conn.execute(
+        """
+        insert into stage_identified
+        with held as (
+            select record_id, field, arg_max_null(value, recorded_at) as value
+            from identified.identifier_values where source = $src group by all
+        )
+        select s.record_id, s.field, nullif(trim(s.value), ''), s.kind, $ts
+        from snap_ident s left join held h using (record_id, field)
+        where nullif(trim(s.value), '') is distinct from h.value
+          and not (h.record_id is null and nullif(trim(s.value), '') is null)
+        """,
+        {"src": source, "ts": exported_at},
+    )
+    for name in ("snap_long", "snap_ids", "bad_ids", "snap_ident"):
+        conn.unregister(name)
+    return ("accepted" if force else "applied"), rows_read, detail

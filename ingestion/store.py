@@ -1,0 +1,255 @@
+"""The event store: append-only events, batches and quarantine, in the vault.
+
+A batch (one landed file) is appended in one transaction or not at all; the
+same bytes twice append nothing; an event id already held with the same
+content is skipped, with other content it is quarantined as a conflict.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+SCHEMA_SQL = """
+create schema if not exists events;
+create schema if not exists identified;
+create table if not exists events.events (
+    seq bigint not null,
+    event_id varchar not null,
+    stream varchar not null,
+    event_type varchar not null,
+    event_version integer not null,
+    occurred_at timestamptz,
+    recorded_at timestamptz,
+    ingested_at timestamptz not null,
+    batch_id varchar not null,
+    source varchar not null,
+    content_hash varchar not null,
+    payload json
+);
+create table if not exists events.batches (
+    batch_id varchar not null,
+    source varchar not null,
+    file_name varchar not null,
+    sha256 varchar not null,
+    size_bytes bigint,
+    exported_at timestamptz,
+    status varchar not null,
+    rows_read bigint,
+    events_appended bigint,
+    duplicates bigint,
+    rows_quarantined bigint,
+    first_seq bigint,
+    last_seq bigint,
+    ingested_at timestamptz not null,
+    detail varchar
+);
+create table if not exists events.quarantine (
+    batch_id varchar not null,
+    file_name varchar not null,
+    location varchar,
+    reason_code varchar not null,
+    reason varchar not null,
+    quarantined_at timestamptz not null
+);
+create table if not exists events.dictionary_fields (
+    batch_id varchar not null,
+    source varchar not null,
+    ordinal integer not null,
+    field_name varchar not null,
+    form_name varchar,
+    field_type varchar,
+    field_label varchar,
+    choices varchar,
+    validation varchar,
+    identifier boolean
+);
+create table if not exists identified.identifier_values (
+    record_id varchar not null,
+    source varchar not null,
+    field varchar not null,
+    value varchar,
+    kind varchar not null,
+    batch_id varchar not null,
+    recorded_at timestamptz
+);
+create table if not exists identified.session_notes (
+    event_id varchar not null,
+    record_id varchar,
+    note varchar,
+    extra json,
+    batch_id varchar not null
+);
+"""
+
+# Staging tables every reader fills before ``commit_batch`` moves them into the
+# store in one transaction (all temp, so nothing half-done survives a crash).
+STAGE_SQL = """
+create or replace temp table stage_events (
+    event_id varchar, stream varchar, event_type varchar, event_version integer,
+    occurred_at timestamptz, recorded_at timestamptz, content_hash varchar, payload json
+);
+create or replace temp table stage_quarantine (location varchar, reason_code varchar, reason varchar);
+create or replace temp table stage_identified (
+    record_id varchar, field varchar, value varchar, kind varchar, recorded_at timestamptz
+);
+create or replace temp table stage_notes (event_id varchar, record_id varchar, note varchar, extra json);
+create or replace temp table stage_dictionary (
+    ordinal integer, field_name varchar, form_name varchar, field_type varchar, field_label varchar,
+    choices varchar, validation varchar, identifier boolean
+);
+"""
+
+
+def ensure_schema(conn: duckdb.DuckDBPyConnection) -> None:
+    conn.execute(SCHEMA_SQL)
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass
+class BatchOutcome:
+    file_name: str
+    source: str
+    status: str
+    rows_read: int = 0
+    events_appended: int = 0
+    duplicates: int = 0
+    rows_quarantined: int = 0
+    detail: str = ""
+    reasons: dict[str, int] = field(default_factory=dict)
+
+
+def already_ingested(conn: duckdb.DuckDBPyConnection, sha256: str) -> bool:
+    row = conn.execute(
+        "select count(*) from events.batches where sha256 = ? and status not in ('suspect', 'waiting')", [sha256]
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def start_stage(conn: duckdb.DuckDBPyConnection) -> None:
+    conn.execute(STAGE_SQL)
+
+
+def quarantine_file(conn: duckdb.DuckDBPyConnection, code: str, reason: str) -> None:
+    conn.execute("insert into stage_quarantine values (null, ?, ?)", [code, reason])
+
+
+def commit_batch(
+    conn: duckdb.DuckDBPyConnection,
+    *,
+    source: str,
+    path: Path,
+    sha256: str,
+    status: str,
+    rows_read: int,
+    exported_at: datetime | None = None,
+    detail: str = "",
+    apply_events: bool = True,
+) -> BatchOutcome:
+    """Move the staged batch into the store, in one transaction.
+
+    Events whose id is already held with the same content are skipped
+    (duplicates); with other content they are quarantined as conflicts; an id
+    repeated inside the batch keeps its first occurrence.
+    """
+    now = datetime.now(UTC)
+    batch_id = hashlib.sha256(f"{source}|{sha256}|{now.isoformat()}".encode()).hexdigest()[:20]
+    name = path.name
+    conn.execute("begin transaction")
+    try:
+        seq0 = conn.execute("select coalesce(max(seq), 0) from events.events").fetchone()[0]
+        if apply_events:
+            conn.execute(
+                """
+                create or replace temp table stage_ranked as
+                select s.*,
+                       row_number() over w as dup_rank,
+                       first_value(s.content_hash) over w as first_hash,
+                       h.content_hash as held_hash
+                from stage_events s
+                left join (
+                    select event_id, any_value(content_hash) as content_hash from events.events
+                    where event_id in (select event_id from stage_events) group by event_id
+                ) h using (event_id)
+                window w as (partition by s.event_id order by s.recorded_at, s.occurred_at, s.content_hash)
+                """
+            )
+            conn.execute(
+                """
+                insert into stage_quarantine
+                select 'event ' || event_id, 'conflicting_event_id',
+                       'an event with this event_id is already held with different content; '
+                       || 'the source must issue a new event_id (or an event_voided) to correct it'
+                from stage_ranked
+                where (held_hash is not null and held_hash <> content_hash)
+                   or (held_hash is null and dup_rank > 1 and content_hash <> first_hash)
+                """
+            )
+            duplicates = conn.execute(
+                """select count(*) from stage_ranked
+                   where held_hash = content_hash or (held_hash is null and dup_rank > 1 and content_hash = first_hash)"""
+            ).fetchone()[0]
+            conn.execute(
+                """
+                insert into events.events
+                select ? + row_number() over (order by recorded_at, occurred_at, event_id) as seq,
+                       event_id, stream, event_type, event_version, occurred_at, recorded_at,
+                       ?::timestamptz, ?, ?, content_hash, payload
+                from stage_ranked
+                where held_hash is null and dup_rank = 1
+                """,
+                [seq0, now, batch_id, source],
+            )
+        else:
+            duplicates = 0
+        appended, last_seq = conn.execute(
+            "select count(*), max(seq) from events.events where batch_id = ?", [batch_id]
+        ).fetchone()
+        conn.execute(
+            "insert into events.quarantine select ?, ?, location, reason_code, reason, ?::timestamptz from stage_quarantine",
+            [batch_id, name, now],
+        )
+        conn.execute(
+            """insert into identified.identifier_values
+               select record_id, ?, field, value, kind, ?, recorded_at from stage_identified""",
+            [source, batch_id],
+        )
+        conn.execute(
+            "insert into identified.session_notes select event_id, record_id, note, extra, ? from stage_notes", [batch_id]
+        )
+        conn.execute(
+            """insert into events.dictionary_fields
+               select ?, ?, ordinal, field_name, form_name, field_type, field_label, choices, validation, identifier
+               from stage_dictionary""",
+            [batch_id, source],
+        )
+        quarantined = conn.execute("select count(*) from stage_quarantine").fetchone()[0]
+        reasons = dict(
+            conn.execute("select reason_code, count(*) from stage_quarantine group by 1 order by 1").fetchall()
+        )
+        conn.execute(
+            "insert into events.batches values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?::timestamptz, ?)",
+            [
+                batch_id, source, name, sha256, path.stat().st_size, exported_at, status, rows_read,
+                appended, duplicates, quarantined, (seq0 + 1) if appended else None, last_seq, now, detail,
+            ],
+        )
+        conn.execute("commit")
+    except BaseException:
+        conn.execute("rollback")
+        raise
+    return BatchOutcome(
+        file_name=name, source=source, status=status, rows_read=rows_read, events_appended=appended,
+        duplicates=duplicates, rows_quarantined=quarantined, detail=detail, reasons=reasons,
+    )

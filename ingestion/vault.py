@@ -1,0 +1,96 @@
+"""Connections to the encrypted identified store (the vault) and the writer lock."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+
+from ingestion.settings import ConfigError, Settings
+
+DUCKDB_VERSION = "v1.5.5"
+
+
+def httpfs_extension_path() -> Path:
+    """The httpfs extension shipped by the ``duckdb-extension-httpfs`` wheel.
+
+    Writing an encrypted DuckDB file needs OpenSSL, which httpfs brings; it is
+    loaded from the wheel's folder because nothing may be downloaded at run time.
+    """
+    import duckdb_extension_httpfs
+
+    path = Path(duckdb_extension_httpfs.__file__).parent / "extensions" / DUCKDB_VERSION / "httpfs.duckdb_extension"
+    if not path.is_file():
+        raise ConfigError(f"httpfs extension for DuckDB {DUCKDB_VERSION} is not installed ({path})")
+    return path
+
+
+def sql_str(value: str) -> str:
+    """A SQL string literal."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def secure_connection(memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection fit for identified data.
+
+    httpfs is loaded (encrypted writes), spill files are encrypted, and no
+    extension may be fetched from the network.
+    """
+    conn = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
+    conn.execute(f"LOAD {sql_str(str(httpfs_extension_path()))}")
+    conn.execute("SET temp_file_encryption = true")
+    if memory_limit:
+        conn.execute(f"SET memory_limit = {sql_str(memory_limit)}")
+    return conn
+
+
+def attach_encrypted(conn: duckdb.DuckDBPyConnection, path: Path, alias: str, key: str, read_only: bool = False) -> None:
+    opts = f"ENCRYPTION_KEY {sql_str(key)}"
+    if read_only:
+        opts += ", READ_ONLY"
+    try:
+        conn.execute(f"ATTACH {sql_str(str(path))} AS {alias} ({opts})")
+    except duckdb.Error as exc:
+        text = str(exc)
+        if "without a key" in text or "key" in text.lower() and "encrypt" in text.lower():
+            raise ConfigError(
+                f"{path.name} cannot be opened with this secret (wrong ALLIANCE_SECRET_KEY or key file?)"
+            ) from None
+        if "lock" in text.lower():
+            raise ConfigError(f"{path.name} is in use by another process; try again when it has finished") from None
+        raise
+
+
+def open_vault(settings: Settings, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """A connection whose default catalog is the vault."""
+    if read_only and not settings.vault_path.exists():
+        raise ConfigError(f"no vault yet at {settings.vault_path}: run `alliance-wh run` first")
+    settings.warehouse_dir.mkdir(parents=True, exist_ok=True)
+    conn = secure_connection()
+    attach_encrypted(conn, settings.vault_path, "vault", settings.vault_key, read_only=read_only)
+    conn.execute("USE vault")
+    if not read_only:
+        with contextlib.suppress(OSError):
+            os.chmod(settings.vault_path, 0o600)
+    return conn
+
+
+@contextlib.contextmanager
+def writer_lock(settings: Settings) -> Iterator[None]:
+    """Serialise the warehouse's writers (one DuckDB writer per file)."""
+    settings.warehouse_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(settings.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError("another alliance-wh run is writing the warehouse; wait for it to finish") from None
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
