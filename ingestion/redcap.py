@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import duckdb
@@ -20,7 +19,6 @@ import polars as pl
 
 from ingestion.profile import StudyProfile
 from ingestion.readers import ReadError, read_csv_strings
-from ingestion.store import quarantine_file
 
 SNAPSHOT_NAME = re.compile(r"^(?P<project>.+)_DATA_(?P<date>\d{4}-\d{2}-\d{2})_(?P<hhmm>\d{4})\.csv$", re.IGNORECASE)
 SUSPECT_REMOVAL_SHARE = 0.05

@@ -1,0 +1,51 @@
+# The two set-up commands: `make demo` and `make test`. Each creates .venv when
+# missing and installs the locked stack (requirements.lock, exact versions with hashes).
+PY ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Commands run inside the project's venv (dg launches code servers with the active one).
+export VIRTUAL_ENV := $(CURDIR)/$(VENV)
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export DBT_SEND_ANONYMOUS_USAGE_STATS := false
+export DO_NOT_TRACK := 1
+export GX_ANALYTICS_ENABLED := False
+export DAGSTER_DISABLE_TELEMETRY := 1
+
+.PHONY: install demo run test lint dev docs lock clean
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(BIN)/dbt parse --quiet --project-dir dbt_project --profiles-dir dbt_project
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/alliance-wh demo
+
+run: install
+	$(BIN)/alliance-wh run
+
+lint: install
+	$(BIN)/ruff check ingestion orchestration expectations tests
+
+test: install lint
+	$(BIN)/dg check defs
+	$(BIN)/python -m pytest
+
+dev: install
+	$(BIN)/dg dev
+
+docs: install
+	cd dbt_project && ../$(BIN)/dbt docs generate --static && echo "open dbt_project/target/static_index.html"
+
+# Re-pin the stack (needs the registry); commit the new requirements.lock.
+lock:
+	$(BIN)/python -m pip install --quiet uv
+	$(BIN)/uv pip compile --generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28 requirements.in -o requirements.lock
+
+clean:
+	rm -rf $(VENV) dbt_project/target dbt_project/logs .pytest_cache

@@ -1,0 +1,28 @@
+-- The latest intake data dictionary (dictionaries are not cut: the latest gives the labels).
+with source as (
+    select * from {{ source('event_store', 'dictionary_fields') }}
+    where source = 'intake'
+),
+
+latest as (
+    select batch_id from {{ source('event_store', 'batches') }}
+    where source = 'intake' and batch_id in (select batch_id from source)
+    order by ingested_at desc, batch_id desc
+    limit 1
+),
+
+renamed as (
+    select
+        ordinal,
+        field_name,
+        form_name,
+        field_type,
+        field_label,
+        choices,
+        validation,
+        identifier as is_identifier
+    from source
+    where batch_id = (select batch_id from latest)
+)
+
+select * from renamed

@@ -1,0 +1,53 @@
+"""Transform: the dbt project (staging -> intermediate -> marts) as assets."""
+
+
+import functools
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+
+from ingestion.vault import open_vault
+from orchestration.defs.resources import WRITER_POOL, WarehouseResource, progress
+from orchestration.steps.dbt_setup import DBT_PROJECT_DIR, build_env_applied, dbt_vars
+
+
+@functools.cache
+def dbt_project() -> DbtProject:
+    """Built once; the only place that prepares the project (parses it under `dg dev`)."""
+    project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+    project.prepare_if_dev()
+    return project
+
+
+class Translator(DagsterDbtTranslator):
+    def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project: DbtProject | None) -> dg.AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        if unique_id.startswith("source."):
+            return spec.replace_attributes(key=dg.AssetKey(["event_store", unique_id.split(".")[-1]]))
+        layer = unique_id.split(".")[-1].split("_")[0]
+        group = {"stg": "staging", "int": "intermediate", "chk": "quality"}.get(layer, "marts")
+        return spec.replace_attributes(group_name=group)
+
+
+def event_store_position(warehouse: WarehouseResource) -> int:
+    conn = open_vault(warehouse.settings(), read_only=True)
+    try:
+        return int(conn.execute("select coalesce(max(seq), 0) from events.events").fetchone()[0])
+    finally:
+        conn.close()
+
+
+@dbt_assets(manifest=dbt_project().manifest_path, project=dbt_project(), dagster_dbt_translator=Translator(),
+            pool=WRITER_POOL)
+def alliance_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
+    settings = warehouse.settings()
+    position = event_store_position(warehouse)
+    warehouse.write_run_json(context.run_id, "build.json", {"event_store_position": position, "as_of": None})
+    variables = dbt_vars(settings, warehouse.profile(), max_seq=position)
+    progress(f"build: dbt over the event store up to position {position}")
+    with build_env_applied(settings):
+        yield from dbt.cli(["build", "--vars", json.dumps(variables)], context=context).stream()
+    progress("build: models built and dbt tests passed")
