@@ -102,7 +102,7 @@ def ingest_file(conn: duckdb.DuckDBPyConnection, settings: Settings, profile: St
         # A snapshot that arrived before its dictionary waits and is tried again next run.
         status = "waiting" if err.code == "no_dictionary" else "quarantined"
         rows, detail = 0, err.reason
-    except (duckdb.Error, ValueError, OSError) as err:
+    except Exception as err:  # a reader's failure quarantines the file; it never stops the run
         start_stage(conn)
         quarantine_file(conn, "reader_error", f"the file could not be read ({type(err).__name__})")
         status, rows, detail = "quarantined", 0, f"reader error ({type(err).__name__})"

@@ -108,7 +108,7 @@ def choice_codes(dictionary: pl.DataFrame) -> pl.DataFrame:
                 code, _, label = part.partition(",")
                 if code.strip():
                     rows.append((name, code.strip(), label.strip()))
-    return pl.DataFrame(rows, schema=["field_name", "code", "label"], orient="row")
+    return pl.DataFrame(rows, schema={"field_name": pl.Utf8, "code": pl.Utf8, "label": pl.Utf8}, orient="row")
 
 
 def classify_columns(columns: list[str], dictionary: pl.DataFrame, record_field: str,

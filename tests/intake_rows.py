@@ -1,0 +1,40 @@
+"""Builders of small REDCap intake exports for tests."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+COLUMNS = [
+    "record_id", "redcap_data_access_group", "first_name", "last_name", "phone", "assessment_date", "age", "sex",
+    "ethnicity", "race___1", "race___2", "race___3", "race___4", "race___5", "race___6", "homeless",
+    "drug_of_choice", "staff_notes", "intake_complete", "consent_date", "consent_audio", "consent_complete",
+    "rand_arm", "rand_date", "randomization_complete", "withdrawn", "withdrawal_date", "withdrawal_scope",
+    "study_status_complete",
+]
+
+
+def person(record_id: str, **values) -> dict:
+    row = {c: "" for c in COLUMNS}
+    row.update({
+        "record_id": record_id, "redcap_data_access_group": "north_intake", "first_name": f"Zebulon{record_id}",
+        "last_name": f"Quarternain{record_id}", "phone": "(410) 555-01" + record_id.zfill(2)[-2:],
+        "assessment_date": "2025-03-03", "age": "40", "sex": "1", "ethnicity": "2", "race___4": "1",
+        "homeless": "0", "drug_of_choice": "1", "intake_complete": "2", "consent_date": "2025-03-03",
+        "consent_audio": "1", "consent_complete": "2", "rand_arm": "1", "rand_date": "2025-03-04",
+        "randomization_complete": "2", "withdrawn": "0", "study_status_complete": "2",
+    })
+    for c in COLUMNS:
+        if c.startswith("race___") and c not in values and row[c] == "":
+            row[c] = "0"
+    row.update(values)
+    return row
+
+
+def export(rows: list[dict], line_ending: str = "\n", bom: bool = False, encoding: str = "utf-8") -> bytes:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator=line_ending)
+    w.writeheader()
+    w.writerows(rows)
+    data = buf.getvalue().encode(encoding)
+    return (b"\xef\xbb\xbf" + data) if bom else data
