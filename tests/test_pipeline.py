@@ -1,0 +1,192 @@
+"""The thin slice end to end: a generated study -> vault -> dbt -> guard -> analyst database.
+
+The published numbers are checked against an independent computation from the
+landing files themselves (polars), following CONTRACT 3.1.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+
+from ingestion.synth import generate_study
+from orchestration.cli import run_pipeline
+
+pytestmark = pytest.mark.slow
+TZ = "America/New_York"
+
+
+def latest_intake(landing: Path) -> pl.DataFrame:
+    snaps = sorted((landing / "intake").glob("*_DATA_*.csv"))
+    return pl.read_csv(snaps[-1], infer_schema=False)
+
+
+def key(settings, record_id: str) -> str:
+    return hmac.new(settings.participant_hash_key.encode(), record_id.encode(), hashlib.sha256).hexdigest()[:24]
+
+
+def expected_sessions_attended(landing: Path, intake: pl.DataFrame) -> dict[str, int]:
+    lines = []
+    for f in sorted((landing / "sessions").glob("*.jsonl")):
+        lines += [json.loads(x) for x in f.read_text().splitlines() if x.strip()]
+    ev = pl.DataFrame(lines, infer_schema_length=None).unique(subset="event_id", keep="first")
+    voided = set(ev.filter(pl.col("event_type") == "event_voided")["voids_event_id"].to_list())
+    ev = ev.filter((pl.col("event_type") == "session_attended") & ~pl.col("event_id").is_in(list(voided)))
+    ev = ev.with_columns(
+        pl.col("occurred_at").str.to_datetime("%Y-%m-%dT%H:%M:%S%:z").dt.convert_time_zone(TZ).dt.date().alias("day")
+    )
+    people = intake.filter(
+        pl.col("consent_date").is_not_null() & pl.col("rand_arm").is_not_null() & pl.col("rand_date").is_not_null()
+        & ~((pl.col("withdrawn") == "1") & (pl.col("withdrawal_scope") == "2"))
+    ).select(
+        "record_id", "rand_arm",
+        pl.col("rand_date").str.to_date().alias("rand_date"),
+        pl.when((pl.col("withdrawn") == "1") & (pl.col("withdrawal_scope") == "1"))
+        .then(pl.col("withdrawal_date").str.to_date()).alias("censor"),
+    )
+    service = {"1": "case_management", "2": "motivational_interviewing"}
+    j = ev.join(people, on="record_id").with_columns(
+        (pl.col("day") - pl.col("rand_date")).dt.total_days().alias("d"),
+        pl.col("rand_arm").replace_strict(service, default=None).alias("own"),
+    ).filter(
+        (pl.col("service") == pl.col("own")) & pl.col("d").is_between(0, 60)
+        & (pl.col("censor").is_null() | (pl.col("day") <= pl.col("censor")))
+    )
+    counts = j.group_by("record_id").agg(pl.col("session_number").n_unique().alias("n"))
+    out = {r: 0 for r in people["record_id"].to_list()}
+    out.update(dict(counts.iter_rows()))
+    return out
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory):
+    """One generated study, run twice; yields (settings, first-run code, second-run code)."""
+    import os
+
+    tmp = tmp_path_factory.mktemp("pipeline")
+    env = {"ALLIANCE_LANDING_DIR": str(tmp / "landing"), "ALLIANCE_WAREHOUSE_DIR": str(tmp / "warehouse"),
+           "ALLIANCE_SECRET_KEY": "pipeline-test-secret-123456"}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        generate_study(tmp / "landing", 300, seed=7)
+        from ingestion.settings import load_settings
+
+        settings = load_settings()
+        first = run_pipeline(quiet=True)
+        conn = duckdb.connect(str(settings.analytics_path), read_only=True)
+        position_1 = conn.execute("select event_store_position from build_info").fetchone()[0]
+        conn.close()
+        second = run_pipeline(quiet=True)
+        yield settings, first, second, position_1
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def test_the_run_publishes_and_a_second_run_appends_nothing(published):
+    settings, first, second, position_1 = published
+    assert (first, second) == (0, 0)
+    conn = duckdb.connect(str(settings.analytics_path), read_only=True)
+    assert conn.execute("select event_store_position from build_info").fetchone()[0] == position_1
+    tables = {r[0] for r in conn.execute("select table_name from information_schema.tables").fetchall()}
+    assert tables == {"participants", "engagement", "data_quality", "build_info"}
+    assert conn.execute("select count(*) from data_quality where not passed").fetchone()[0] == 0
+    last_run = sorted(settings.runs_dir.glob("*/ingest.json"), key=lambda p: p.stat().st_mtime)[-1]
+    assert json.loads(last_run.read_text())["files"] == []
+
+
+def test_every_consented_participant_appears_once_and_the_unconsented_nowhere(published):
+    settings = published[0]
+    intake = latest_intake(settings.landing_dir)
+    consented = intake.filter(pl.col("consent_date").is_not_null())
+    erased = consented.filter((pl.col("withdrawn") == "1") & (pl.col("withdrawal_scope") == "2"))
+    assert erased.height >= 1  # the generator's scope-2 withdrawal
+    expected = {key(settings, r) for r in consented["record_id"].to_list()} - \
+        {key(settings, r) for r in erased["record_id"].to_list()}
+    conn = duckdb.connect(str(settings.analytics_path), read_only=True)
+    keys = [r[0] for r in conn.execute("select participant_key from participants").fetchall()]
+    assert len(keys) == len(set(keys)) and set(keys) == expected
+    outsiders = {key(settings, r) for r in intake.filter(pl.col("consent_date").is_null())["record_id"].to_list()}
+    outsiders |= {key(settings, r) for r in erased["record_id"].to_list()}
+    assert outsiders
+    for table in ("participants", "engagement"):
+        found = {r[0] for r in conn.execute(f"select participant_key from {table}").fetchall()}
+        assert not (found & outsiders)
+
+
+def test_no_identifier_value_or_record_id_reaches_the_analyst_database(published):
+    settings = published[0]
+    intake = latest_intake(settings.landing_dir)
+    values = set()
+    for col in ("first_name", "last_name", "phone", "email", "street_address", "dob"):
+        values |= {v for v in intake[col].drop_nulls().to_list() if len(v) >= 4}
+    # A surname that is also a word of the dictionary's labels (Black, White) is not a leak
+    # when it appears inside "Black or African American".
+    dictionary = (settings.landing_dir / "intake" / "data_dictionary.csv").read_text()
+    label_words = {w.strip(",.|()\"") for w in dictionary.split()}
+    values = {v for v in values if v not in label_words}
+    raw = settings.analytics_path.read_bytes()
+    leaked = [v for v in values if v.encode() in raw]
+    assert values and not leaked
+    conn = duckdb.connect(str(settings.analytics_path), read_only=True)
+    columns = {r[0] for r in conn.execute("select column_name from information_schema.columns").fetchall()}
+    assert not columns & {"record_id", "first_name", "last_name", "phone", "email", "dob", "staff_notes"}
+
+
+def test_engagement_matches_an_independent_count_from_the_landing_files(published):
+    settings = published[0]
+    intake = latest_intake(settings.landing_dir)
+    expected = expected_sessions_attended(settings.landing_dir, intake)
+    conn = duckdb.connect(str(settings.analytics_path), read_only=True)
+    got = dict(conn.execute("select participant_key, sessions_attended from engagement").fetchall())
+    assert len(got) == len(expected)
+    assert got == {key(settings, r): n for r, n in expected.items()}
+    arms = dict(conn.execute("select arm, count(*) from engagement group by arm").fetchall())
+    assert set(arms) == {"SBCM", "MI", "Standard"} and max(arms.values()) - min(arms.values()) <= 12
+    assert conn.execute("select count(*) from engagement where arm = 'Standard' and sessions_attended > 0"
+                        ).fetchone()[0] == 0
+    assert conn.execute("select bool_and(attended_any = (sessions_attended >= 1)) from engagement").fetchone()[0]
+
+
+def test_data_cut_is_the_latest_counted_session_event(published):
+    settings = published[0]
+    conn = duckdb.connect(str(settings.analytics_path), read_only=True)
+    cut = conn.execute(f"select cast(timezone('{TZ}', data_cut) as date) from build_info").fetchone()[0]
+    assert isinstance(cut, date) and date(2024, 1, 1) < cut < date(2030, 1, 1)
+
+
+def test_a_blocking_failure_keeps_the_previous_database(published, monkeypatch):
+    settings = published[0]
+    before = settings.analytics_path.read_bytes()
+    from expectations.checks import BLOCKING, Check
+    from expectations.consent import rule_1_suite
+
+    bad = Check(name="consent_rule_1_injected_violation", area="consent", rule="1", severity=BLOCKING,
+                asset="participants", suite=rule_1_suite,
+                query="select 'participants' as mart, false as is_consented, false as is_erased")
+    import expectations.runner
+    import orchestration.defs.publish.assets
+    import orchestration.defs.quality.checks
+    import orchestration.steps.quality
+
+    patched = lambda: [*expectations.runner.all_checks.__wrapped__(), bad]  # noqa: E731
+    for module in (orchestration.defs.quality.checks, orchestration.steps.quality):
+        monkeypatch.setattr(module, "all_checks", patched)
+    code = run_pipeline(quiet=True)
+    assert code == 1
+    assert settings.analytics_path.read_bytes() == before
+    blocked = sorted(settings.runs_dir.glob("*/data_quality.json"), key=lambda p: p.stat().st_mtime)[-1]
+    result = json.loads(blocked.read_text())
+    assert result["published"] is False
+    assert any(c["check_name"] == bad.name and not c["passed"] for c in result["checks"])
