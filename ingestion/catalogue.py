@@ -40,6 +40,12 @@ CATALOGUE: dict[str, EventType] = {
                   "A field of an intake record changed between two snapshots."),
         EventType("intake_record_removed", 1, "intake", (),
                   "A record held before is absent from a later snapshot."),
+        EventType("survey_recorded", 1, "alliance", ("instrument", "instance", "values"),
+                  "A working-alliance survey row (a repeating-instrument instance) seen for the first time."),
+        EventType("survey_field_corrected", 1, "alliance", ("instrument", "instance", "field", "old", "new"),
+                  "A field of a survey row changed between two alliance snapshots."),
+        EventType("survey_removed", 1, "alliance", ("instrument", "instance"),
+                  "A survey row held before is absent from a later alliance snapshot."),
         *[
             EventType(name, 1, "sessions", _SESSION_FIELDS,
                       f"A `{name}` line of the case-management / treatment log (note removed).")

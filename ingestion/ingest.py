@@ -28,8 +28,9 @@ log = logging.getLogger(__name__)
 
 # Sources whose readers exist in this version. Files in other source folders
 # are left untouched (not recorded), so a later version ingests them.
-SOURCES = ("intake", "sessions")
-WAITING_SOURCES = ("alliance", "transcripts")
+SOURCES = ("intake", "sessions", "alliance")
+WAITING_SOURCES = ("transcripts",)
+REDCAP_SOURCES = ("intake", "alliance")
 
 
 @dataclass
@@ -50,14 +51,16 @@ class IngestReport:
 def _landing_files(settings: Settings) -> list[tuple[str, str, Path]]:
     """(source, kind, path) in the order they must be applied."""
     out: list[tuple[str, str, Path]] = []
-    intake = settings.landing_dir / "intake"
-    if intake.is_dir():
-        files = sorted(p for p in intake.iterdir() if p.is_file() and not p.name.startswith("."))
+    for source in REDCAP_SOURCES:
+        folder = settings.landing_dir / source
+        if not folder.is_dir():
+            continue
+        files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
         dicts = [p for p in files if p.name.lower() == "data_dictionary.csv"]
         snaps = [p for p in files if p not in dicts]
         snaps.sort(key=lambda p: (redcap.snapshot_export_time(p.name, settings.site_tz) or datetime.max.replace(tzinfo=UTC), p.name))
-        out += [("intake", "dictionary", p) for p in dicts]
-        out += [("intake", "snapshot", p) for p in snaps]
+        out += [(source, "dictionary", p) for p in dicts]
+        out += [(source, "snapshot", p) for p in snaps]
     logs = settings.landing_dir / "sessions"
     if logs.is_dir():
         out += [("sessions", "log", p) for p in sorted(logs.iterdir()) if p.is_file() and not p.name.startswith(".")]

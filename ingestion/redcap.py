@@ -34,6 +34,14 @@ _DICT_COLUMNS = {
     "identifier": "identifier?",
 }
 CODED_TYPES = ("radio", "dropdown", "yesno", "truefalse")
+IDENTIFIED_TYPES = ("notes", "file")  # free text and uploads: identified store only
+REPEAT_INSTRUMENT = "redcap_repeat_instrument"
+REPEAT_INSTANCE = "redcap_repeat_instance"
+# Change-event names of each REDCap source: (first seen, field corrected, removed).
+EVENT_NAMES = {
+    "intake": ("intake_recorded", "intake_field_corrected", "intake_record_removed"),
+    "alliance": ("survey_recorded", "survey_field_corrected", "survey_removed"),
+}
 
 
 def snapshot_export_time(name: str, tz: str) -> datetime | None:
@@ -126,18 +134,43 @@ def classify_columns(columns: list[str], dictionary: pl.DataFrame, record_field:
             if r["identifier"]:
                 kinds[col] = "identifier"
             elif base not in safe and (
-                r["field_type"] == "notes" or (r["field_type"] == "text" and not (r["validation"] or "").strip())
+                r["field_type"] in IDENTIFIED_TYPES
+                or (r["field_type"] == "text" and not (r["validation"] or "").strip())
             ):
                 kinds[col] = "free_text"
             else:
                 kinds[col] = "value"
         elif col.endswith("_complete") and col[: -len("_complete")] in forms:
             kinds[col] = "value"
+        elif col in (REPEAT_INSTRUMENT, REPEAT_INSTANCE):
+            kinds[col] = "key"
         elif col.startswith("redcap_"):
             kinds[col] = "value"
         else:
             kinds[col] = "undeclared"
     return kinds
+
+
+KEY_SQL = """case when payload->>'instrument' is null then payload->>'record_id'
+    else concat_ws('#', payload->>'record_id', payload->>'instrument', coalesce(payload->>'instance', '1')) end"""
+
+
+def _run(conn: duckdb.DuckDBPyConnection, sql: str, params: dict) -> duckdb.DuckDBPyConnection:
+    """Execute with only the named parameters the statement uses (DuckDB rejects extras)."""
+    return conn.execute(sql, {k: v for k, v in params.items() if re.search(rf"\${k}\b", sql)})
+
+
+def _row_keys(df: pl.DataFrame, record_field: str) -> pl.DataFrame:
+    """Add __rid, __inst, __num and __key (record, or record#instrument#instance for repeating rows)."""
+    blank = lambda c: pl.when(pl.col(c).str.strip_chars() == "").then(None).otherwise(pl.col(c).str.strip_chars())  # noqa: E731
+    inst = blank(REPEAT_INSTRUMENT) if REPEAT_INSTRUMENT in df.columns else pl.lit(None, pl.Utf8)
+    num = blank(REPEAT_INSTANCE) if REPEAT_INSTANCE in df.columns else pl.lit(None, pl.Utf8)
+    df = df.with_columns(blank(record_field).alias("__rid"), inst.alias("__inst"), num.alias("__num"))
+    return df.with_columns(
+        pl.when(pl.col("__inst").is_null()).then(pl.col("__rid"))
+        .otherwise(pl.concat_str([pl.col("__rid"), pl.col("__inst"), pl.col("__num").fill_null("1")], separator="#"))
+        .alias("__key")
+    )
 
 
 def stage_snapshot(
@@ -149,37 +182,55 @@ def stage_snapshot(
     profile: StudyProfile,
     force: bool = False,
 ) -> tuple[str, int, str]:
-    """Stage the change events of one full snapshot. Returns (status, rows_read, detail)."""
+    """Stage the change events of one full snapshot. Returns (status, rows_read, detail).
+
+    Rows are keyed by record (and, for repeating instruments, instrument and
+    instance). For the alliance project the base rows (blank
+    redcap_repeat_instrument) carry no survey and are not records of it.
+    """
+    recorded_type, corrected_type, removed_type = EVENT_NAMES[source]
     dictionary = latest_dictionary(conn, source)
     if dictionary is None:
         raise ReadError("no_dictionary", f"no data dictionary has been ingested for {source}/ yet; land data_dictionary.csv beside the export")
-    record_field = profile.field("record_id") or "record_id"
+    record_field = (profile.field("record_id") or "record_id") if source == "intake" else "record_id"
     df = read_csv_strings(data, "REDCap export")
     if record_field not in df.columns:
         raise ReadError("missing_record_id_column", f"the export has no `{record_field}` column, so its rows cannot be matched to records")
     kinds = classify_columns(df.columns, dictionary, record_field, profile.safe_free_text)
-    df = df.with_row_index("row_no", offset=1).with_columns(pl.col(record_field).str.strip_chars().alias("__rid"))
+    df = _row_keys(df.with_row_index("row_no", offset=1), record_field)
+    rows_read = df.height
+    if source == "alliance":
+        df = df.filter(pl.col("__inst").is_not_null() | pl.col("__rid").is_null())
 
     # Rows that cannot be read are quarantined; their records keep their previous state.
-    bad = []
-    bad.append(df.filter(pl.col("__rid").is_null() | (pl.col("__rid") == "")).select(
-        pl.col("row_no"), pl.lit(None, pl.Utf8).alias("__rid"), pl.lit("missing_record_id").alias("code"),
-        pl.lit("the row has no record_id").alias("reason")))
-    dup = df.filter(pl.col("__rid").is_not_null() & pl.col("__rid").is_duplicated())
-    bad.append(dup.select(pl.col("row_no"), pl.col("__rid"), pl.lit("duplicate_record").alias("code"),
-                          pl.lit("the record_id appears on more than one row of this export").alias("reason")))
+    bad = [
+        df.filter(pl.col("__rid").is_null()).select(
+            "row_no", pl.lit(None, pl.Utf8).alias("__key"), pl.lit("missing_record_id").alias("code"),
+            pl.lit("the row has no record_id").alias("reason")),
+        df.filter(pl.col("__key").is_not_null() & pl.col("__key").is_duplicated()).select(
+            "row_no", "__key", pl.lit("duplicate_record").alias("code"),
+            pl.lit("the record (and repeat instance) appears on more than one row of this export").alias("reason")),
+    ]
     codes = choice_codes(dictionary)
     value_cols = [c for c, k in kinds.items() if k == "value"]
     long = (
-        df.filter(pl.col("__rid").is_not_null() & (pl.col("__rid") != ""))
-        .select(["row_no", "__rid", *value_cols])
-        .unpivot(index=["row_no", "__rid"], on=value_cols, variable_name="field", value_name="value")
+        df.filter(pl.col("__key").is_not_null())
+        .select(["row_no", "__key", *value_cols])
+        .unpivot(index=["row_no", "__key"], on=value_cols, variable_name="field", value_name="value")
         .with_columns(pl.col("value").str.strip_chars())
         .with_columns(pl.when(pl.col("value") == "").then(None).otherwise(pl.col("value")).alias("value"))
     )
     coded = dictionary.filter(pl.col("field_type").is_in(CODED_TYPES))["field_name"].to_list()
-    checkbox_cols = [c for c in value_cols if "___" in c and c.split("___")[0] in
-                     set(dictionary.filter(pl.col("field_type") == "checkbox")["field_name"].to_list())]
+    # Booleans written as TRUE/FALSE (as some export tools do) for fields coded 0/1.
+    binary = (codes.group_by("field_name").agg(pl.col("code").sort().alias("codes"))
+              .filter(pl.col("codes").list.contains("0") & pl.col("codes").list.contains("1"))["field_name"].to_list())
+    long = long.with_columns(
+        pl.when(pl.col("field").is_in(binary) & (pl.col("value").str.to_uppercase() == "TRUE")).then(pl.lit("1"))
+        .when(pl.col("field").is_in(binary) & (pl.col("value").str.to_uppercase() == "FALSE")).then(pl.lit("0"))
+        .otherwise(pl.col("value")).alias("value")
+    )
+    checkbox_fields = set(dictionary.filter(pl.col("field_type") == "checkbox")["field_name"].to_list())
+    checkbox_cols = [c for c in value_cols if "___" in c and c.split("___")[0] in checkbox_fields]
     bad_codes = (
         long.filter(pl.col("field").is_in(coded) & pl.col("value").is_not_null())
         .join(codes.rename({"field_name": "field", "code": "value"}), on=["field", "value"], how="anti")
@@ -188,66 +239,76 @@ def stage_snapshot(
                              & ~pl.col("value").is_in(["0", "1"]))
     bad_values = pl.concat([bad_codes, bad_checks])
     if bad_values.height:
-        bad.append(bad_values.group_by("row_no", "__rid").agg(pl.col("field").sort().str.join(", ").alias("fields")).select(
-            pl.col("row_no"), pl.col("__rid"), pl.lit("unknown_code").alias("code"),
+        bad.append(bad_values.group_by("row_no", "__key").agg(pl.col("field").unique().sort().str.join(", ").alias("fields")).select(
+            "row_no", "__key", pl.lit("unknown_code").alias("code"),
             (pl.lit("a value is not among the codes the data dictionary defines for: ") + pl.col("fields")).alias("reason")))
     bad_df = pl.concat(bad).sort("row_no")
-    bad_ids = bad_df["__rid"].drop_nulls().unique()
+    bad_keys = bad_df["__key"].drop_nulls().unique()
     conn.register("bad_df", bad_df)
     conn.execute("insert into stage_quarantine select 'row ' || row_no, code, reason from bad_df")
     conn.unregister("bad_df")
 
-    good_long = long.filter(~pl.col("__rid").is_in(bad_ids.implode()))
-    good_ids = df.filter(pl.col("__rid").is_not_null() & (pl.col("__rid") != "") & ~pl.col("__rid").is_in(bad_ids.implode())).select("__rid")
+    good = df.filter(pl.col("__key").is_not_null() & ~pl.col("__key").is_in(bad_keys.implode()))
+    good_long = long.filter(pl.col("__key").is_in(good["__key"].implode()))
     ident_cols = [c for c, k in kinds.items() if k in ("identifier", "free_text", "undeclared")]
-    ident = (
-        df.filter(pl.col("__rid").is_in(good_ids["__rid"].implode())).select(["__rid", *ident_cols])
-        .unpivot(index="__rid", on=ident_cols, variable_name="field", value_name="value")
-        .with_columns(pl.col("field").replace_strict(kinds, default="undeclared").alias("kind"))
-    ) if ident_cols else pl.DataFrame(schema={"__rid": pl.Utf8, "field": pl.Utf8, "value": pl.Utf8, "kind": pl.Utf8})
+    if ident_cols:
+        ident = (
+            good.select(["__rid", "__inst", "__num", *ident_cols])
+            .unpivot(index=["__rid", "__inst", "__num"], on=ident_cols, variable_name="field", value_name="value")
+            .with_columns(
+                pl.col("field").replace_strict(kinds, default="undeclared").alias("kind"),
+                pl.when(pl.col("__inst").is_null()).then(pl.col("field"))
+                .otherwise(pl.concat_str([pl.col("field"), pl.col("__inst"), pl.col("__num").fill_null("1")], separator="#"))
+                .alias("field"),
+            )
+            .select("__rid", "field", "value", "kind")
+        )
+    else:
+        ident = pl.DataFrame(schema={"__rid": pl.Utf8, "field": pl.Utf8, "value": pl.Utf8, "kind": pl.Utf8})
 
     # Stale: a snapshot older than (or as old as) one already applied produces nothing.
     last = conn.execute(
         "select max(exported_at) from events.batches where source = ? and status in ('applied', 'accepted')", [source]
     ).fetchone()[0]
-    rows_read = df.height
     undeclared = sum(1 for k in kinds.values() if k == "undeclared")
     detail = f"{undeclared} column(s) not in the data dictionary kept in the identified store only" if undeclared else ""
     if last is not None and exported_at <= last:
         return "stale", rows_read, "exported before a snapshot already applied; recorded, no events"
 
-    conn.register("snap_long", good_long.select(pl.col("__rid").alias("record_id"), "field", "value"))
-    conn.register("snap_ids", good_ids.rename({"__rid": "record_id"}))
-    conn.register("bad_ids", pl.DataFrame({"record_id": bad_ids}))
-    conn.execute(
-        """
+    conn.register("snap_long", good_long.select(pl.col("__key").alias("row_key"), "field", "value"))
+    conn.register("snap_rows", good.select(pl.col("__key").alias("row_key"), pl.col("__rid").alias("record_id"),
+                                           pl.col("__inst").alias("instrument"), pl.col("__num").alias("instance")))
+    conn.register("bad_keys", pl.DataFrame({"row_key": bad_keys}, schema={"row_key": pl.Utf8}))
+    params = {"src": source, "rec": recorded_type, "cor": corrected_type, "rem": removed_type}
+    _run(conn, f"""
         create or replace temp table held_life as
-        select payload->>'record_id' as record_id, arg_max(event_type, seq) as last_type
+        select {KEY_SQL} as row_key, any_value(payload->>'record_id') as record_id,
+               arg_max(event_type, seq) as last_type, arg_max(payload, seq) as last_payload
         from events.events
-        where source = $src and event_type in ('intake_recorded', 'intake_record_removed')
+        where source = $src and event_type in ($rec, $rem)
         group by 1
         """,
-        {"src": source},
+        params,
     )
-    conn.execute(
-        """
+    _run(conn, f"""
         create or replace temp table held_values as
         with v as (
-            select e.payload->>'record_id' as record_id, e.seq, j.key as field, j.value->>'$' as value
+            select {KEY_SQL.replace("payload", "e.payload")} as row_key, e.seq, j.key as field, j.value->>'$' as value
             from events.events e, json_each(e.payload->'values') j
-            where e.source = $src and e.event_type = 'intake_recorded'
+            where e.source = $src and e.event_type = $rec
             union all
-            select payload->>'record_id', seq, payload->>'field', payload->>'new'
-            from events.events where source = $src and event_type = 'intake_field_corrected'
+            select {KEY_SQL}, seq, payload->>'field', payload->>'new'
+            from events.events where source = $src and event_type = $cor
         )
-        select record_id, field, arg_max_null(value, seq) as value from v group by all
+        select row_key, field, arg_max_null(value, seq) as value from v group by all
         """,
-        {"src": source},
+        params,
     )
-    held_present = conn.execute("select count(*) from held_life where last_type = 'intake_recorded'").fetchone()[0]
-    removed = conn.execute(
-        """select count(*) from held_life h where last_type = 'intake_recorded'
-           and record_id not in (select record_id from snap_ids) and record_id not in (select record_id from bad_ids)"""
+    held_present = _run(conn, "select count(*) from held_life where last_type = $rec", params).fetchone()[0]
+    removed = _run(
+        conn, """select count(*) from held_life where last_type = $rec
+           and row_key not in (select row_key from snap_rows) and row_key not in (select row_key from bad_keys)""",
+        params,
     ).fetchone()[0]
     if held_present and removed / held_present > SUSPECT_REMOVAL_SHARE and not force:
         conn.execute("delete from stage_quarantine")
@@ -258,62 +319,63 @@ def stage_snapshot(
         )
         return "suspect", rows_read, f"would remove {removed} of {held_present} records"
 
-    exported_iso = exported_at.isoformat()
-    params = {"src": source, "ts": exported_at, "iso": exported_iso, "v": 1}
-    conn.execute(
-        """
+    params = {**params, "ts": exported_at, "iso": exported_at.isoformat(), "v": 1}
+    ident_obj = "'record_id', r.record_id, 'instrument', r.instrument, 'instance', r.instance"
+    _run(conn, f"""
         insert into stage_events
-        with new_ids as (
-            select s.record_id from snap_ids s
-            left join held_life h using (record_id)
-            where h.last_type is distinct from 'intake_recorded'
+        with new_rows as (
+            select s.* from snap_rows s left join held_life h using (row_key)
+            where h.last_type is distinct from $rec
         ),
         p as (
-            select l.record_id, json_object('record_id', l.record_id,
-                   'values', json_group_object(l.field, l.value)) as payload
-            from snap_long l join new_ids using (record_id) group by l.record_id
+            select r.row_key, r.record_id, json_object({ident_obj}, 'values', json_group_object(l.field, l.value)) as payload
+            from new_rows r join snap_long l using (row_key)
+            group by r.row_key, r.record_id, r.instrument, r.instance
         )
-        select md5(concat_ws('|', $src, $iso, record_id, 'intake_recorded')), 'participant/' || record_id,
-               'intake_recorded', $v, $ts, $ts, md5(payload::varchar), payload
+        select md5(concat_ws('|', $src, $iso, row_key, $rec)), 'participant/' || record_id,
+               $rec, $v, $ts, $ts, md5(payload::varchar), payload
         from p
         """,
         params,
     )
-    conn.execute(
-        """
+    _run(conn, f"""
         insert into stage_events
         with c as (
-            select l.record_id, l.field, h.value as old, l.value as new
+            select r.row_key, r.record_id, r.instrument, r.instance, l.field, h.value as old, l.value as new
             from snap_long l
-            join held_life hl on hl.record_id = l.record_id and hl.last_type = 'intake_recorded'
-            left join held_values h on h.record_id = l.record_id and h.field = l.field
+            join snap_rows r using (row_key)
+            join held_life hl on hl.row_key = l.row_key and hl.last_type = $rec
+            left join held_values h on h.row_key = l.row_key and h.field = l.field
             where l.value is distinct from h.value
         ),
-        p as (select record_id, field, json_object('record_id', record_id, 'field', field, 'old', old, 'new', new) as payload from c)
-        select md5(concat_ws('|', $src, $iso, record_id, 'intake_field_corrected', field)), 'participant/' || record_id,
-               'intake_field_corrected', $v, $ts, $ts, md5(payload::varchar), payload
+        p as (select row_key, record_id, field, json_object({ident_obj}, 'field', field, 'old', old, 'new', new) as payload
+              from c as r)
+        select md5(concat_ws('|', $src, $iso, row_key, $cor, field)), 'participant/' || record_id,
+               $cor, $v, $ts, $ts, md5(payload::varchar), payload
         from p
         """,
         params,
     )
-    conn.execute(
-        """
+    _run(conn, """
         insert into stage_events
         with r as (
-            select record_id from held_life where last_type = 'intake_recorded'
-            and record_id not in (select record_id from snap_ids) and record_id not in (select record_id from bad_ids)
+            select row_key, record_id, last_payload from held_life where last_type = $rec
+            and row_key not in (select row_key from snap_rows) and row_key not in (select row_key from bad_keys)
+        ),
+        p as (
+            select row_key, record_id, json_object('record_id', record_id,
+                   'instrument', last_payload->>'instrument', 'instance', last_payload->>'instance') as payload
+            from r
         )
-        select md5(concat_ws('|', $src, $iso, record_id, 'intake_record_removed')), 'participant/' || record_id,
-               'intake_record_removed', $v, $ts, $ts, md5(json_object('record_id', record_id)::varchar),
-               json_object('record_id', record_id)
-        from r
+        select md5(concat_ws('|', $src, $iso, row_key, $rem)), 'participant/' || record_id,
+               $rem, $v, $ts, $ts, md5(payload::varchar), payload
+        from p
         """,
         params,
     )
     # Identifiers and free text: kept (identified store only) when new or changed.
     conn.register("snap_ident", ident.rename({"__rid": "record_id"}))
-    conn.execute(
-        """
+    _run(conn, """
         insert into stage_identified
         with held as (
             select record_id, field, arg_max_null(value, recorded_at) as value
@@ -326,6 +388,6 @@ def stage_snapshot(
         """,
         {"src": source, "ts": exported_at},
     )
-    for name in ("snap_long", "snap_ids", "bad_ids", "snap_ident"):
+    for name in ("snap_long", "snap_rows", "bad_keys", "snap_ident"):
         conn.unregister(name)
     return ("accepted" if force else "applied"), rows_read, detail

@@ -170,3 +170,33 @@ def test_real_redcap_dictionaries_and_exports_read_without_traceback(wh, project
     report = ingest_landing(wh)
     assert all(o.status in ("applied", "quarantined") for o in report.outcomes)
     assert report.outcomes[0].status == "applied"
+
+
+def test_another_redcap_project_is_onboarded_by_a_profile_alone(wh, monkeypatch):
+    """project-simple: TRUE/FALSE booleans, multi-line quoted addresses, checkbox race, its own codes."""
+    import duckdb
+
+    from ingestion.settings import PROJECT_ROOT, load_settings
+    from orchestration.cli import run_pipeline
+
+    monkeypatch.setenv("ALLIANCE_STUDY_PROFILE", str(PROJECT_ROOT / "ingestion" / "profiles" / "project-simple.yaml"))
+    settings = load_settings()
+    folder = SAMPLES / "redcap" / "project-simple"
+    land(settings, "intake", "data_dictionary.csv", folder / "dictionary.csv")
+    land(settings, "intake", "SIMPLE_DATA_2024-01-02_1030.csv", folder / "data.csv")
+    assert run_pipeline(quiet=True) == 0
+    conn = duckdb.connect(str(settings.analytics_path), read_only=True)
+    rows = conn.execute("select age, sex, race, ethnicity, arm from participants order by age, sex").fetchall()
+    # Expected by hand from the sample's data.csv and its dictionary's labels
+    # (sex FALSE/TRUE = 0 Female / 1 Male; race 1+6 is one race, "Unknown" counting only alone).
+    assert rows == [
+        (11, "Female", "White", "NOT Hispanic or Latino", None),
+        (11, "Male", "More than one race", "NOT Hispanic or Latino", None),
+        (59, "Male", "American Indian/Alaska Native", "Hispanic or Latino", None),
+        (61, "Female", "More than one race", "NOT Hispanic or Latino", None),
+        (80, "Male", "More than one race", "Unknown / Not Reported", None),
+    ]
+    addresses = [b"Rose Cottage", b"Nutmouse", b"nutty@mouse.com"]
+    raw = settings.analytics_path.read_bytes()
+    assert not [a for a in addresses if a in raw]
+    assert conn.execute("select count(*) from engagement").fetchone()[0] == 0

@@ -44,7 +44,7 @@
         {%- endfor %}
     end
     {%- else -%}
-    null
+    cast(null as {% if quote %}varchar{% else %}integer{% endif %})
     {%- endif -%}
 {%- endmacro %}
 

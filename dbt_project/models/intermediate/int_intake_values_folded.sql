@@ -1,7 +1,9 @@
 -- The intake records as currently known: the fold of first-seen, corrected and
 -- removed events into (record_id, field, value), for records present now.
 with events as (
+    -- the records themselves (base rows), not repeating-instrument instances
     select * from {{ ref('stg_intake__events') }}
+    where payload ->> 'instrument' is null
 ),
 
 lifecycle as (
