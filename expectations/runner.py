@@ -17,9 +17,9 @@ RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": 0, "inc
 
 
 def _catalogue() -> list[Check]:
-    from expectations import consent
+    from expectations import consent, plausibility
 
-    return [*consent.CHECKS]
+    return [*consent.CHECKS, *plausibility.CHECKS]
 
 
 def all_checks() -> list[Check]:

@@ -203,7 +203,12 @@ def stage_snapshot(
         df = df.filter(pl.col("__inst").is_not_null() | pl.col("__rid").is_null())
 
     # Rows that cannot be read are quarantined; their records keep their previous state.
+    # An export that does not end with a line break was cut short: its last row may be partial.
+    cut_short = bool(data) and not data.endswith((b"\n", b"\r"))
+    truncated = df.filter(pl.col("row_no") == rows_read) if cut_short else df.head(0)
     bad = [
+        truncated.select("row_no", "__key", pl.lit("truncated_row").alias("code"),
+                         pl.lit("the file ends in the middle of this row (no final line break): it may be cut short").alias("reason")),
         df.filter(pl.col("__rid").is_null()).select(
             "row_no", pl.lit(None, pl.Utf8).alias("__key"), pl.lit("missing_record_id").alias("code"),
             pl.lit("the row has no record_id").alias("reason")),

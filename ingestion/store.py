@@ -253,3 +253,26 @@ def commit_batch(
         file_name=name, source=source, status=status, rows_read=rows_read, events_appended=appended,
         duplicates=duplicates, rows_quarantined=quarantined, detail=detail, reasons=reasons,
     )
+
+
+def events_as_of(conn: duckdb.DuckDBPyConnection, as_of: datetime | None = None,
+                 position: int | None = None) -> duckdb.DuckDBPyRelation:
+    """The events the store held at ``position`` that their sources had recorded by ``as_of``.
+
+    (recorded_at is the export time of a REDCap snapshot, a log event's recorded_at
+    else its occurred_at.) The dbt staging models apply the same cut.
+    """
+    sql = "select * from events.events where true"
+    params: list = []
+    if as_of is not None:
+        sql += " and recorded_at <= ?"
+        params.append(as_of)
+    if position is not None:
+        sql += " and seq <= ?"
+        params.append(position)
+    return conn.sql(sql + " order by seq", params=params)
+
+
+def position(conn: duckdb.DuckDBPyConnection) -> int:
+    """The event store's position: the sequence number of its last event."""
+    return int(conn.execute("select coalesce(max(seq), 0) from events.events").fetchone()[0])

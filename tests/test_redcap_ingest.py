@@ -200,3 +200,17 @@ def test_another_redcap_project_is_onboarded_by_a_profile_alone(wh, monkeypatch)
     raw = settings.analytics_path.read_bytes()
     assert not [a for a in addresses if a in raw]
     assert conn.execute("select count(*) from engagement").fetchone()[0] == 0
+    # the under-age records are reported by the plausibility check, which does not block
+    assert conn.execute("select passed, failing_rows, severity from data_quality"
+                        " where check_name = 'plausibility_age_18_to_100'").fetchone() == (False, 2, "reporting")
+
+
+def test_a_file_cut_short_quarantines_its_last_row_which_keeps_its_state(wh):
+    land(wh, "intake", "data_dictionary.csv", FIXTURES / "intake_dictionary.csv")
+    land(wh, "intake", "ALLIANCE_DATA_2025-03-05_2300.csv", export([person("1"), person("2")]))
+    ingest_landing(wh)
+    full = export([person("1"), person("2", age="52")])
+    land(wh, "intake", "ALLIANCE_DATA_2025-03-06_2300.csv", full[: full.rindex(b",2025-03-03,") + 5])
+    [out] = ingest_landing(wh).outcomes
+    assert out.reasons == {"truncated_row": 1}
+    assert events(wh, "occurred_at > '2025-03-07 00:00:00+00'") == []  # no spurious corrections to blank

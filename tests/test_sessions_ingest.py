@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC
 
 from conftest import land
 
@@ -82,3 +83,25 @@ def test_same_file_twice_appends_nothing(wh):
     land(wh, "sessions", "copy-of-a.jsonl", line() + "\n")
     report = ingest_landing(wh)
     assert report.outcomes == [] and report.unchanged == 2
+
+
+def test_as_of_reads_cut_on_recorded_at_and_position(wh):
+    from datetime import datetime
+
+    from ingestion.store import events_as_of, position
+
+    land(wh, "sessions", "a.jsonl", line() + "\n" + line(event_id="late", occurred_at="2025-03-10T10:00:00-04:00",
+                                                        recorded_at="2025-03-20T09:00:00-04:00") + "\n")
+    ingest_landing(wh)
+    land(wh, "sessions", "b.jsonl", line(event_id="e3", occurred_at="2025-03-11T10:00:00-04:00",
+                                         recorded_at="2025-03-11T10:30:00-04:00") + "\n")
+    ingest_landing(wh)
+    conn = open_vault(wh, read_only=True)
+    try:
+        assert position(conn) == 3
+        cut = datetime(2025, 3, 15, tzinfo=UTC)
+        assert sorted(r[1] for r in events_as_of(conn, cut).fetchall()) == ["e1", "e3"]
+        assert sorted(r[1] for r in events_as_of(conn, cut, position=2).fetchall()) == ["e1"]
+        assert len(events_as_of(conn).fetchall()) == 3
+    finally:
+        conn.close()

@@ -13,7 +13,9 @@ def _make(check: Check) -> dg.AssetChecksDefinition:
     @dg.asset_check(
         asset=dg.AssetKey(check.asset),
         name=check.name,
-        blocking=check.severity == BLOCKING,
+        # Every guard runs before publication (so data_quality holds them all);
+        # only ERROR severity (the blocking rules) stops it.
+        blocking=True,
         description=f"{check.area} rule {check.rule} ({check.severity})",
     )
     def _check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:

@@ -9,6 +9,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
+from ingestion.store import position
 from ingestion.vault import open_vault
 from orchestration.defs.resources import WRITER_POOL, WarehouseResource, progress
 from orchestration.steps.dbt_setup import DBT_PROJECT_DIR, build_env_applied, dbt_vars
@@ -35,7 +36,7 @@ class Translator(DagsterDbtTranslator):
 def event_store_position(warehouse: WarehouseResource) -> int:
     conn = open_vault(warehouse.settings(), read_only=True)
     try:
-        return int(conn.execute("select coalesce(max(seq), 0) from events.events").fetchone()[0])
+        return position(conn)
     finally:
         conn.close()
 
