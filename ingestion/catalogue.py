@@ -46,6 +46,11 @@ CATALOGUE: dict[str, EventType] = {
                   "A field of a survey row changed between two alliance snapshots."),
         EventType("survey_removed", 1, "alliance", ("instrument", "instance"),
                   "A survey row held before is absent from a later alliance snapshot."),
+        EventType("coded_unit_recorded", 1, "transcripts",
+                  ("unit_id", "transcript_id", "transcript_kind", "record_id", "coder_id", "code_path",
+                   "start_char", "end_char", "coded_at", "coded_at_from_ingest", "text_sha256", "source_format"),
+                  "A span of a transcript coded with one code by one coder. Its text and speaker (a "
+                  "pseudonym) are held in the identified store, keyed by unit_id."),
         *[
             EventType(name, 1, "sessions", _SESSION_FIELDS,
                       f"A `{name}` line of the case-management / treatment log (note removed).")

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import duckdb
 
-from ingestion import redcap, sessions
+from ingestion import redcap, sessions, transcript_events
 from ingestion.profile import StudyProfile, load_profile
 from ingestion.readers import ReadError
+from ingestion.screening import ScreeningReport, screen_units
 from ingestion.settings import Settings
 from ingestion.store import (
     BatchOutcome,
@@ -28,8 +29,8 @@ log = logging.getLogger(__name__)
 
 # Sources whose readers exist in this version. Files in other source folders
 # are left untouched (not recorded), so a later version ingests them.
-SOURCES = ("intake", "sessions", "alliance")
-WAITING_SOURCES = ("transcripts",)
+SOURCES = ("intake", "sessions", "alliance", "transcripts")
+WAITING_SOURCES: tuple[str, ...] = ()
 REDCAP_SOURCES = ("intake", "alliance")
 
 
@@ -38,6 +39,7 @@ class IngestReport:
     outcomes: list[BatchOutcome] = field(default_factory=list)
     unchanged: int = 0
     waiting: int = 0
+    screening: ScreeningReport | None = None
 
     @property
     def events_appended(self) -> int:
@@ -64,6 +66,12 @@ def _landing_files(settings: Settings) -> list[tuple[str, str, Path]]:
     logs = settings.landing_dir / "sessions"
     if logs.is_dir():
         out += [("sessions", "log", p) for p in sorted(logs.iterdir()) if p.is_file() and not p.name.startswith(".")]
+    coded = settings.landing_dir / "transcripts"
+    if coded.is_dir():
+        files = sorted(p for p in coded.iterdir() if p.is_file() and not p.name.startswith("."))
+        # the pseudonym list first, then transcripts in name order
+        files.sort(key=lambda p: (p.name.lower() != "pseudonyms.csv", p.name))
+        out += [("transcripts", "transcripts", p) for p in files]
     return out
 
 
@@ -93,6 +101,8 @@ def ingest_file(conn: duckdb.DuckDBPyConnection, settings: Settings, profile: St
             status, rows, detail = redcap.stage_snapshot(
                 conn, data, source=source, exported_at=exported_at, profile=profile, force=force
             )
+        elif kind == "transcripts":
+            status, rows, detail = transcript_events.stage_transcript_file(conn, data, path.name, now)
         elif kind == "log":
             if path.suffix.lower() != ".jsonl":
                 raise ReadError("unrecognised_file", "the session log takes only *.jsonl files")
@@ -130,6 +140,8 @@ def ingest_landing(settings: Settings) -> IngestReport:
                     report.unchanged += 1
                 else:
                     report.outcomes.append(outcome)
+            # Rule 4: every coded unit is screened again (new identifiers may reveal old units).
+            report.screening = screen_units(conn)
             for source in WAITING_SOURCES:
                 folder = settings.landing_dir / source
                 if folder.is_dir():

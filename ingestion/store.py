@@ -77,6 +77,18 @@ create table if not exists identified.identifier_values (
     batch_id varchar not null,
     recorded_at timestamptz
 );
+create table if not exists identified.transcript_units (
+    unit_id varchar not null,
+    speaker varchar,
+    text varchar,
+    batch_id varchar not null
+);
+create table if not exists identified.pseudonyms (
+    record_id varchar not null,
+    pseudonym varchar not null,
+    batch_id varchar not null,
+    recorded_at timestamptz not null
+);
 create table if not exists identified.session_notes (
     event_id varchar not null,
     record_id varchar,
@@ -98,6 +110,8 @@ create or replace temp table stage_identified (
     record_id varchar, field varchar, value varchar, kind varchar, recorded_at timestamptz
 );
 create or replace temp table stage_notes (event_id varchar, record_id varchar, note varchar, extra json);
+create or replace temp table stage_units_text (unit_id varchar, speaker varchar, text varchar);
+create or replace temp table stage_pseudonyms (record_id varchar, pseudonym varchar);
 create or replace temp table stage_dictionary (
     ordinal integer, field_name varchar, form_name varchar, field_type varchar, field_label varchar,
     choices varchar, validation varchar, identifier boolean
@@ -227,6 +241,17 @@ def commit_batch(
         )
         conn.execute(
             "insert into identified.session_notes select event_id, record_id, note, extra, ? from stage_notes", [batch_id]
+        )
+        conn.execute(
+            """insert into identified.transcript_units
+               select t.unit_id, t.speaker, t.text, ? from stage_units_text t
+               where t.unit_id in (select payload->>'unit_id' from events.events
+                                   where batch_id = ? and event_type = 'coded_unit_recorded')""",
+            [batch_id, batch_id],
+        )
+        conn.execute(
+            "insert into identified.pseudonyms select record_id, pseudonym, ?, ?::timestamptz from stage_pseudonyms",
+            [batch_id, now],
         )
         conn.execute(
             """insert into events.dictionary_fields

@@ -34,7 +34,7 @@ import io
 import re
 import zipfile
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import unquote
 from xml.etree.ElementTree import Element, ParseError
 
@@ -149,7 +149,7 @@ def _fail(code: str, extra: str = "") -> ReadError:
 
 
 def _utc(ts: datetime) -> datetime:
-    return ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts.astimezone(timezone.utc)
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
 def _parse_timestamps(expr: pl.Expr) -> pl.Expr:
@@ -170,15 +170,9 @@ def _parse_timestamps(expr: pl.Expr) -> pl.Expr:
     return canon.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%:z", time_zone="UTC", strict=False)
 
 
-def _collapse_duplicates(df: pl.DataFrame, content: list[str]) -> tuple[pl.DataFrame, pl.Series, int]:
-    """(rows kept, mask of rows whose unit_id has conflicting content, identical repeats dropped)."""
-    df = df.with_columns(
-        pl.struct(content).n_unique().over("unit_id").alias("_variants"),
-        pl.int_range(pl.len()).over("unit_id").alias("_rank"),
-    )
-    conflict = (df["_variants"] > 1) & df["unit_id"].is_not_null()
-    repeat = (~conflict) & (df["_rank"] > 0) & df["unit_id"].is_not_null()
-    return df.drop("_variants", "_rank"), conflict, int(repeat.sum())
+def _conflicting_unit_ids(content: list[str]) -> pl.Expr:
+    """True on rows whose unit_id occurs again in the file with different content."""
+    return pl.col("unit_id").is_not_null() & (pl.struct(content).n_unique().over("unit_id") > 1)
 
 
 def _empty_units() -> pl.DataFrame:
@@ -321,18 +315,18 @@ def _parse_project(xml: bytes, warnings: list[str]) -> Element:
 
 
 def _code_paths(root: Element) -> dict[str, str]:
+    """code GUID -> names from the top level down joined by '/' ('/' inside a name becomes '-')."""
     paths: dict[str, str] = {}
-
-    def walk(el: Element, prefix: str) -> None:
+    stack: list[tuple[Element | None, str]] = [(_kid(_kid(root, "CodeBook"), "Codes"), "")]
+    while stack:  # iterative: a hostile codebook may nest deeper than Python's recursion limit
+        el, prefix = stack.pop()
         for code in _kids(el, "Code"):
             name = (code.get("name") or "").strip().replace("/", "-") or "(unnamed code)"
             path = f"{prefix}/{name}" if prefix else name
             key = _gkey(code.get("guid"))
             if key:
                 paths[key] = path
-            walk(code, path)
-
-    walk(_kid(_kid(root, "CodeBook"), "Codes"), "")
+            stack.append((code, path))
     return paths
 
 
@@ -462,7 +456,10 @@ def read_qdpx(data: bytes, file_name: str, ingested_at: datetime) -> TranscriptB
     counts = {"other_sel": 0, "other_src": 0, "source_coding": 0, "uncoded": 0, "unknown_user": 0,
               "crlf": 0, "no_rid": 0, "inline": 0}
     for tag in _OTHER_SOURCES:
-        counts["other_src"] += len(_kids(sources_el, tag))
+        for other in _kids(sources_el, tag):
+            counts["other_src"] += 1
+            counts["other_sel"] += sum(len(_kids(other, t)) for t in _OTHER_SELECTIONS)
+            counts["source_coding"] += len(_kids(other, "Coding"))
     file_cache: dict[str, tuple[str, str]] = {}
     recs: list[dict] = []
 
@@ -631,8 +628,8 @@ def _finish(df: pl.DataFrame, loc_col: str, ingested_at: datetime,
     df = df.with_columns(pl.when(base.is_not_null()).then(base)
                          .when(ts_bad).then(pl.lit("bad_timestamp")).otherwise(None).alias("_reason"))
     content = [c for c in UNIT_COLUMNS if c != "unit_id" and c != "coded_at"] + ["ts_raw"]
-    df, conflict, _ = _collapse_duplicates(df, content)
-    df = df.with_columns(pl.when(pl.col("_reason").is_null() & conflict).then(pl.lit("duplicate_unit_id"))
+    df = df.with_columns(pl.when(pl.col("_reason").is_null() & _conflicting_unit_ids(content))
+                         .then(pl.lit("duplicate_unit_id"))
                          .otherwise(pl.col("_reason")).alias("_reason"))
     bad = df.filter(pl.col("_reason").is_not_null()).select(
         pl.col(loc_col).alias("location"),

@@ -31,6 +31,13 @@ def event_store(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
         if o.rows_quarantined:
             # reason codes and counts only: never a value from the data
             context.log.info(f"{o.file_name}: {o.status}, quarantined {o.reasons}")
+    if report.screening is not None:
+        sc = report.screening
+        progress(f"screen: {sc.units} coded unit(s), {sc.held} held back for identifiers {sc.by_reason}")
+        if sc.pseudonyms_that_are_real_names:
+            context.log.warning(f"{sc.pseudonyms_that_are_real_names} pseudonym(s) are also a participant's real "
+                                "name: units that use them are held back; choose other pseudonyms")
+            progress(f"WARNING: {sc.pseudonyms_that_are_real_names} pseudonym(s) are also a participant's real name")
     warehouse.write_run_json(context.run_id, "ingest.json", {
         "files": [o.__dict__ for o in report.outcomes], "unchanged": report.unchanged, "waiting": report.waiting,
     })
