@@ -89,6 +89,12 @@ create table if not exists identified.pseudonyms (
     batch_id varchar not null,
     recorded_at timestamptz not null
 );
+create table if not exists identified.unit_holds (
+    unit_id varchar not null,
+    reason_code varchar not null,
+    reason varchar not null,
+    screened_at timestamptz not null
+);
 create table if not exists identified.session_notes (
     event_id varchar not null,
     record_id varchar,

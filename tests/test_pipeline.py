@@ -100,7 +100,9 @@ def test_the_run_publishes_and_a_second_run_appends_nothing(published):
     conn = duckdb.connect(str(settings.analytics_path), read_only=True)
     assert conn.execute("select event_store_position from build_info").fetchone()[0] == position_1
     tables = {r[0] for r in conn.execute("select table_name from information_schema.tables").fetchall()}
-    assert tables == {"participants", "engagement", "data_quality", "build_info"}
+    assert tables == {"participants", "sessions", "engagement", "retention", "alliance_scores", "alliance_trajectory",
+                      "coded_units", "code_matrix", "coder_agreement", "table1", "consort_flow", "data_quality",
+                      "build_info"}
     assert conn.execute("select count(*) from data_quality where not passed").fetchone()[0] == 0
     last_run = sorted(settings.runs_dir.glob("*/ingest.json"), key=lambda p: p.stat().st_mtime)[-1]
     assert json.loads(last_run.read_text())["files"] == []
@@ -120,7 +122,7 @@ def test_every_consented_participant_appears_once_and_the_unconsented_nowhere(pu
     outsiders = {key(settings, r) for r in intake.filter(pl.col("consent_date").is_null())["record_id"].to_list()}
     outsiders |= {key(settings, r) for r in erased["record_id"].to_list()}
     assert outsiders
-    for table in ("participants", "engagement"):
+    for table in ("participants", "engagement", "sessions", "retention", "alliance_scores", "coded_units"):
         found = {r[0] for r in conn.execute(f"select participant_key from {table}").fetchall()}
         assert not (found & outsiders)
 

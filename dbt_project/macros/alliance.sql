@@ -57,3 +57,42 @@
         cast(null as varchar)
     {%- endif -%}
 {%- endmacro %}
+
+{# A staging view of one session-log event type: typed payload, local date, the as-of cut. #}
+{% macro stg_session_events(event_type) -%}
+with source as (
+    select * from {{ source('event_store', 'events') }}
+    where source = 'sessions' and event_type = '{{ event_type }}'
+),
+
+renamed as (
+    select
+        seq,
+        event_id,
+        event_type,
+        payload ->> 'record_id' as record_id,
+        occurred_at,
+        {{ local_date('occurred_at') }} as occurred_on,
+        recorded_at,
+        cast(payload ->> 'scheduled_for' as timestamptz) as scheduled_for,
+        payload ->> 'service' as service,
+        cast(payload ->> 'session_number' as integer) as session_number,
+        payload ->> 'staff_id' as staff_id,
+        payload ->> 'mode' as mode,
+        cast(payload ->> 'duration_min' as integer) as duration_min,
+        cast(payload -> 'activities' as varchar[]) as activities,
+        cast(payload ->> 'program_id' as integer) as program_id,
+        payload ->> 'discharge_reason' as discharge_reason,
+        payload ->> 'voids_event_id' as voids_event_id
+    from source
+    where {{ as_of_filter() }}
+)
+
+select * from renamed
+{%- endmacro %}
+
+{# The session-log event types (CONTRACT 1.2). #}
+{% macro session_event_types() -%}
+    {{ return(['session_scheduled', 'session_attended', 'session_missed', 'session_cancelled', 'contact_attempt',
+               'treatment_admitted', 'treatment_visit', 'treatment_discharged', 'event_voided']) }}
+{%- endmacro %}

@@ -15,9 +15,19 @@ from ingestion.settings import PROJECT_ROOT, Settings
 from ingestion.vault import attach_encrypted, secure_connection, sql_str
 
 # The analyst database holds these marts and nothing else (plus data_quality, build_info).
+# table -> its sort order (every published table is written in a stable order)
 PUBLISHED_MARTS = {
     "participants": "participant_key",
+    "sessions": "participant_key, occurred_at, event_type, service, session_number",
     "engagement": "participant_key",
+    "retention": "participant_key",
+    "alliance_scores": "participant_key, respondent, session_number, surveyed_on, total",
+    "alliance_trajectory": "participant_key, respondent",
+    "coded_units": "transcript_key, start_char, end_char, code_path, coder_id, unit_key",
+    "code_matrix": "code_path, attribute, value",
+    "coder_agreement": "code_path, coder_a, coder_b",
+    "table1": "cohort, stratum, characteristic_order, level_order, level",
+    "consort_flow": "stage_order, arm_order, reason_order, reason",
 }
 
 
@@ -37,11 +47,9 @@ def code_version() -> str:
         return "unknown"
 
 
-def data_cut(conn: duckdb.DuckDBPyConnection, as_of: str | None) -> datetime | None:
-    """The as-of when given, else the latest occurred_at among the counted session events."""
-    if as_of:
-        return conn.execute("select cast(? as timestamptz)", [as_of]).fetchone()[0]
-    return conn.execute("select max(occurred_at) from build.main.int_session_events_counted").fetchone()[0]
+def data_cut(conn: duckdb.DuckDBPyConnection) -> datetime | None:
+    """The build's data cut (dbt model int_data_cut: the as-of, else the latest counted event)."""
+    return conn.execute("select data_cut from build.main.int_data_cut").fetchone()[0]
 
 
 def publish(settings: Settings, run_id: str, results: list[CheckResult], position: int,
@@ -66,7 +74,7 @@ def publish(settings: Settings, run_id: str, results: list[CheckResult], positio
         )
         conn.register("dq", dq)
         conn.execute("create table out.main.data_quality as select * from dq order by check_name")
-        cut = data_cut(conn, as_of)
+        cut = data_cut(conn)
         conn.execute(
             """create table out.main.build_info as
                select ?::timestamptz as built_at, ?::timestamptz as data_cut, ?::bigint as event_store_position,

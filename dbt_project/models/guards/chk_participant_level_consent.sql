@@ -8,9 +8,14 @@ with keyed as (
 ),
 
 rows as (
-    select 'participants' as mart, participant_key from {{ ref('participants') }}
+    {%- set marts = ['participants', 'sessions', 'engagement', 'retention', 'alliance_scores',
+                     'alliance_trajectory', 'coded_units'] %}
+    {%- for m in marts %}
+    select '{{ m }}' as mart, participant_key from {{ ref(m) }} where participant_key is not null
+    {%- if not loop.last %}
     union all
-    select 'engagement' as mart, participant_key from {{ ref('engagement') }}
+    {%- endif %}
+    {%- endfor %}
 )
 
 select r.mart, r.participant_key, k.is_consented, coalesce(k.is_erased, false) as is_erased

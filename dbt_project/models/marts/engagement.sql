@@ -1,6 +1,5 @@
 -- One row per randomized participant: attendance, contacts, linkage and IET
 -- measures, each over the windows of CONTRACT 3.1 (days in the site's time zone).
-{%- set services = {'SBCM': 'case_management', 'MI': 'motivational_interviewing'} %}
 with randomized as (
     select record_id, rand_arm as arm, rand_date, assessment_date
     from {{ ref('int_participants_projected') }}
@@ -11,36 +10,11 @@ events as (
     select
         e.record_id,
         e.event_type,
-        e.service,
-        e.session_number,
         e.occurred_on,
         e.occurred_on - r.rand_date as days_since_randomization,
-        e.occurred_on - r.assessment_date as days_since_assessment,
-        r.arm
+        e.occurred_on - r.assessment_date as days_since_assessment
     from {{ ref('int_session_events_counted') }} as e
     inner join randomized as r on e.record_id = r.record_id
-),
-
-own_sessions as (
-    select record_id, session_number, days_since_randomization
-    from events
-    where
-        event_type = 'session_attended'
-        and days_since_randomization between 0 and 60
-        and (
-            {%- for arm, service in services.items() %}
-            (arm = '{{ arm }}' and service = '{{ service }}'){% if not loop.last %} or{% endif %}
-            {%- endfor %}
-        )
-),
-
-attendance as (
-    select
-        record_id,
-        count(distinct session_number) as sessions_attended,
-        min(days_since_randomization) as days_to_first_session
-    from own_sessions
-    group by record_id
 ),
 
 contacts as (
@@ -78,16 +52,16 @@ engagement_visits as (
 select
     participant_key(r.record_id) as participant_key,
     r.arm,
-    coalesce(a.sessions_attended, 0) as sessions_attended,
-    coalesce(a.sessions_attended, 0) >= 1 as attended_any,
-    a.days_to_first_session,
+    case when r.arm = 'Standard' then 0 else a.sessions_attended end as sessions_attended,
+    case when r.arm = 'Standard' then 0 else a.sessions_attended end >= 1 as attended_any,
+    case when r.arm <> 'Standard' then a.days_to_first_session end as days_to_first_session,
     coalesce(c.contacts, 0) as contacts,
     l.days_to_linkage is not null as linked,
     l.days_to_linkage,
     i.initiated_on is not null as iet_initiation,
     coalesce(i.initiated_on is not null and ev.visits >= 2, false) as iet_engagement
 from randomized as r
-left join attendance as a on r.record_id = a.record_id
+inner join {{ ref('int_attendance') }} as a on r.record_id = a.record_id
 left join contacts as c on r.record_id = c.record_id
 left join linkage as l on r.record_id = l.record_id
 left join initiation as i on r.record_id = i.record_id

@@ -1,0 +1,69 @@
+-- One row per working-alliance survey present now (the fold of survey events),
+-- with WAI-SR subscales: Goal = 4, 6, 8, 11; Task = 1, 2, 10, 12; Bond = 3, 5, 7, 9.
+-- A subscale is the mean of its answered items when at least 3 of 4 are
+-- answered; the total is the mean of the three subscales when all exist.
+-- A row with no item answered is not a survey.
+with events as (
+    select * from {{ ref('stg_alliance__survey_events') }}
+    where instrument in ('wai_client', 'wai_staff')
+),
+
+lifecycle as (
+    select record_id, instrument, instance, arg_max(event_type, seq) as last_lifecycle_event
+    from events
+    where event_type in ('survey_recorded', 'survey_removed')
+    group by record_id, instrument, instance
+),
+
+field_events as (
+    select e.record_id, e.instrument, e.instance, e.seq, j.key as field, j.value ->> '$' as value
+    from events as e, json_each(e.payload -> 'values') as j
+    where e.event_type = 'survey_recorded'
+    union all
+    select record_id, instrument, instance, seq, payload ->> 'field' as field, payload ->> 'new' as value
+    from events
+    where event_type = 'survey_field_corrected'
+),
+
+folded as (
+    select f.record_id, f.instrument, f.instance, f.field, arg_max_null(f.value, f.seq) as value
+    from field_events as f
+    inner join lifecycle as l using (record_id, instrument, instance)
+    where l.last_lifecycle_event = 'survey_recorded'
+    group by f.record_id, f.instrument, f.instance, f.field
+),
+
+surveys as (
+    select
+        record_id,
+        instrument,
+        instance,
+        case instrument when 'wai_client' then 'client' else 'staff' end as respondent,
+        try_cast(max(value) filter (where field in ('waic_date', 'wais_date')) as date) as surveyed_on,
+        try_cast(max(value) filter (where field in ('waic_session', 'wais_session')) as integer) as session_number,
+        {%- for i in range(1, 13) %}
+        try_cast(max(value) filter (where field in ('waic_{{ i }}', 'wais_{{ i }}')) as integer) as item_{{ i }}{% if not loop.last %},{% endif %}
+        {%- endfor %}
+    from folded
+    group by record_id, instrument, instance
+),
+
+{%- set subscales = {'goal': [4, 6, 8, 11], 'task': [1, 2, 10, 12], 'bond': [3, 5, 7, 9]} %}
+scored as (
+    select
+        *,
+        {%- for name, items in subscales.items() %}
+        {%- set answered %}({% for i in items %}(item_{{ i }} is not null)::int{% if not loop.last %} + {% endif %}{% endfor %}){% endset %}
+        case when {{ answered }} >= 3 then
+            ({% for i in items %}coalesce(item_{{ i }}, 0){% if not loop.last %} + {% endif %}{% endfor %}) / {{ answered }}
+        end as {{ name }},
+        {%- endfor %}
+        ({% for i in range(1, 13) %}(item_{{ i }} is not null)::int{% if not loop.last %} + {% endif %}{% endfor %}) as items_answered
+    from surveys
+)
+
+select
+    *,
+    case when goal is not null and task is not null and bond is not null then (goal + task + bond) / 3 end as total
+from scored
+where items_answered > 0

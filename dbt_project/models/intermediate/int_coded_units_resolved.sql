@@ -1,0 +1,90 @@
+-- Every coded unit with its text, its transcript's participant (interviews) and
+-- its speaker's participant (via the pseudonym list), whether consent and
+-- screening allow publishing it, and why not.
+with units as (
+    select * from {{ ref('stg_transcripts__coded_units') }}
+),
+
+texts as (
+    select * from {{ ref('stg_transcripts__unit_text') }}
+),
+
+pseudonyms as (
+    select lower(pseudonym) as pseudonym, any_value(record_id) as record_id
+    from {{ ref('stg_transcripts__pseudonyms') }}
+    group by 1
+),
+
+held as (
+    select unit_id, string_agg(reason_code, ',' order by reason_code) as hold_reasons
+    from {{ ref('stg_transcripts__unit_holds') }}
+    group by unit_id
+),
+
+people as (
+    select record_id, is_consented, is_erased, consent_audio
+    from {{ ref('int_participants_projected') }}
+),
+
+resolved as (
+    select
+        u.*,
+        t.speaker,
+        t.unit_text,
+        -- an interview belongs to its interviewee: from the export, else the INT-<record_id>-<n> name
+        case when u.transcript_kind = 'interview' then
+            coalesce(
+                max(u.record_id) over (partition by u.transcript_id),
+                nullif(regexp_extract(u.transcript_id, '^INT-(.+)-[0-9]+$', 1), '')
+            )
+        end as interviewee_record_id,
+        coalesce(ps.record_id, case when u.transcript_kind = 'focus_group' then u.record_id end) as speaker_record_id,
+        h.hold_reasons
+    from units as u
+    left join texts as t on u.unit_id = t.unit_id
+    left join pseudonyms as ps on lower(trim(t.speaker)) = ps.pseudonym
+    left join held as h on u.unit_id = h.unit_id
+),
+
+attributed as (
+    select
+        r.*,
+        -- the participant the unit is attributed to: the speaker when a participant speaks;
+        -- an interview unit without turns belongs to the interviewee
+        case
+            when r.speaker_record_id is not null then r.speaker_record_id
+            when r.transcript_kind = 'interview' and r.speaker is null then r.interviewee_record_id
+        end as record_id_attributed,
+        -- whose consent governs the unit: the interviewee's (interviews), the speaker's (focus groups)
+        case when r.transcript_kind = 'interview' then r.interviewee_record_id else r.speaker_record_id end
+            as consent_record_id
+    from resolved as r
+)
+
+select
+    a.unit_id,
+    a.transcript_id,
+    a.transcript_kind,
+    a.record_id_attributed as record_id,
+    a.consent_record_id,
+    a.coder_id,
+    a.code_path,
+    split_part(a.code_path, '/', 1) as theme,
+    a.start_char,
+    a.end_char,
+    a.coded_at,
+    a.unit_text,
+    a.hold_reasons,
+    case
+        when a.unit_text is null then 'no_text'
+        when a.hold_reasons is not null then 'identifier_screening'
+        when a.consent_record_id is not null and c.record_id is null then 'unknown_participant'
+        when a.consent_record_id is not null and not c.is_consented then 'not_consented'
+        when a.consent_record_id is not null and c.is_erased then 'withdrew_all_data'
+        when a.consent_record_id is not null and not coalesce(c.consent_audio, false) then 'no_audio_consent'
+        when a.record_id_attributed is not null and (s.record_id is null or not s.is_consented or s.is_erased)
+            then 'speaker_not_publishable'
+    end as excluded_because
+from attributed as a
+left join people as c on a.consent_record_id = c.record_id
+left join people as s on a.record_id_attributed = s.record_id

@@ -1,0 +1,33 @@
+-- Units and distinct participants per code, by arm, sex, race, drug class and
+-- homelessness of the participant each published unit is attributed to.
+with units as (
+    select * from {{ ref('int_coded_units_published') }}
+    where record_id is not null
+),
+
+people as (
+    select record_id, rand_arm, sex, race, drug_class, homeless
+    from {{ ref('int_participants_projected') }}
+),
+
+attributes as (
+    select record_id, 'arm' as attribute, rand_arm as value from people
+    union all
+    select record_id, 'sex', sex from people
+    union all
+    select record_id, 'race', race from people
+    union all
+    select record_id, 'drug_class', drug_class from people
+    union all
+    select record_id, 'homeless', homeless from people
+)
+
+select
+    u.code_path,
+    a.attribute,
+    coalesce(a.value, 'Missing') as value,
+    count(*) as units,
+    count(distinct u.record_id) as participants
+from units as u
+inner join attributes as a on u.record_id = a.record_id
+group by u.code_path, a.attribute, coalesce(a.value, 'Missing')

@@ -1,0 +1,97 @@
+-- The CONSORT flow (CONTRACT 3.1): assessed, excluded (by reason), randomized,
+-- then per arm allocated, received the intervention, lost to follow-up,
+-- withdrew (both scopes) and analysed (allocated minus scope-2 withdrawals).
+-- Participants who withdrew all data are counted here, and only here.
+{%- set decline = concept_field('decline_reason') %}
+with people as (
+    select * from {{ ref('int_participants_projected') }}
+),
+
+arms as (
+    select * from (values (1, 'SBCM'), (2, 'MI'), (3, 'Standard')) as a (arm_order, arm)
+),
+
+decline_levels as (
+    {%- if decline %}
+    select label as reason, level_order
+    from {{ ref('int_choice_labels') }}
+    where field_name = '{{ decline }}'
+    {%- else %}
+    select cast(null as varchar) as reason, 0 as level_order
+    where false
+    {%- endif %}
+),
+
+not_consented as (
+    select coalesce(decline_reason, 'Not recorded') as reason, count(*) as n
+    from people
+    where not is_consented
+    group by 1
+),
+
+excluded as (
+    select l.reason, l.level_order, coalesce(n.n, 0) as n
+    from decline_levels as l
+    left join not_consented as n on l.reason = n.reason
+    union all
+    select reason, 1000 as level_order, n
+    from not_consented
+    where reason not in (select reason from decline_levels)
+    union all
+    select 'Not randomized' as reason, 2000 as level_order, count(*) as n
+    from people
+    where is_consented and not is_randomized
+),
+
+allocated as (
+    select
+        p.rand_arm as arm,
+        count(*) as allocated,
+        count(*) filter (where p.rand_arm = 'Standard' or a.sessions_attended >= 1) as received_intervention,
+        count(*) filter (where p.is_lost_to_followup) as lost_to_followup,
+        count(*) filter (where p.is_withdrawn) as withdrew,
+        count(*) filter (where not p.is_erased) as analysed
+    from people as p
+    left join {{ ref('int_attendance') }} as a on p.record_id = a.record_id
+    where p.is_consented and p.is_randomized
+    group by p.rand_arm
+),
+
+per_arm as (
+    select
+        a.arm_order,
+        a.arm,
+        coalesce(x.allocated, 0) as allocated,
+        coalesce(x.received_intervention, 0) as received_intervention,
+        coalesce(x.lost_to_followup, 0) as lost_to_followup,
+        coalesce(x.withdrew, 0) as withdrew,
+        coalesce(x.analysed, 0) as analysed
+    from arms as a
+    left join allocated as x on a.arm = x.arm
+),
+
+flow as (
+    select 1 as stage_order, 0 as arm_order, 0 as reason_order, 'assessed' as stage, 'All' as arm,
+           count(*) as n, cast(null as varchar) as reason
+    from people
+    union all
+    select 2, 0, level_order, 'excluded', 'All', n, reason
+    from excluded
+    union all
+    select 3, 0, 0, 'randomized', 'All', count(*), null
+    from people
+    where is_consented and is_randomized
+    union all
+    select 4, arm_order, 0, 'allocated', arm, allocated, null from per_arm
+    union all
+    select 5, arm_order, 0, 'received_intervention', arm, received_intervention, null from per_arm
+    union all
+    select 6, arm_order, 0, 'lost_to_followup', arm, lost_to_followup, null from per_arm
+    union all
+    select 7, arm_order, 0, 'withdrew', arm, withdrew, null from per_arm
+    union all
+    select 8, arm_order, 0, 'analysed', arm, analysed, null from per_arm
+)
+
+select stage, arm, n, reason, stage_order, arm_order, reason_order
+from flow

@@ -1,0 +1,170 @@
+-- Table 1: baseline characteristics by cohort (randomized; qualitative) and
+-- stratum (Overall and each arm). Categorical rows carry n and pct (rounded half
+-- away from zero to one decimal in integer arithmetic); every level the
+-- dictionary defines appears (n = 0 included), plus `Missing` when someone lacks
+-- the value. Continuous rows carry n (with a value), mean and sd (sample).
+-- Characteristics whose concept the study does not collect are absent.
+{%- set labelled = [] %}
+{%- for c in ['sex', 'race', 'ethnicity', 'education', 'marital_status', 'homeless', 'employed',
+              'drug_of_choice', 'drug_class', 'cooccurring', 'prior_treatment', 'recent_treatment',
+              'asam_level', 'court_referred'] %}
+    {%- set needs = {'drug_class': 'drug_of_choice', 'prior_treatment': 'prior_tx_episodes',
+                     'recent_treatment': 'prior_tx_episodes'}.get(c, c) %}
+    {%- if concept_field(needs) %}{% do labelled.append(c) %}{% endif %}
+{%- endfor %}
+{%- set continuous = [] %}
+{%- for c in ['age', 'prior_tx_episodes'] %}{% if concept_field(c) %}{% do continuous.append(c) %}{% endif %}{% endfor %}
+{%- do continuous.append('sessions_attended') %}
+with base as (
+    select
+        p.*,
+        case when p.rand_arm = 'Standard' then 0 else a.sessions_attended end as sessions_attended,
+        case
+            when p.prior_tx_episodes is null then null
+            when p.prior_tx_episodes = 0 then 'None'
+            when p.prior_tx_episodes = 1 then 'Once'
+            else 'Multiple'
+        end as prior_treatment,
+        case
+            when p.prior_tx_episodes = 0 then 'No'
+            when p.last_tx_date is null or p.assessment_date is null then null
+            when p.assessment_date - p.last_tx_date between 0 and 730 then 'Yes'
+            else 'No'
+        end as recent_treatment
+    from {{ ref('int_participants_projected') }} as p
+    left join {{ ref('int_attendance') }} as a on p.record_id = a.record_id
+    where p.is_consented and not p.is_erased
+),
+
+cohorts as (
+    select 'randomized' as cohort, * from base where is_randomized
+    union all
+    select 'qualitative' as cohort, b.* from base as b
+    where b.record_id in (select record_id from {{ ref('int_qualitative_participants') }})
+),
+
+strata as (
+    select cohort, 'Overall' as stratum, * exclude (cohort) from cohorts
+    union all
+    select cohort, rand_arm as stratum, * exclude (cohort) from cohorts where rand_arm is not null
+),
+
+groups as (
+    select cohort, stratum, count(*) as participants from strata group by all
+),
+
+frame as (
+    -- every cohort x stratum, present even when empty
+    select c.cohort, s.stratum, coalesce(g.participants, 0) as participants
+    from (values ('randomized', 1), ('qualitative', 2)) as c (cohort, cohort_order)
+    cross join (values ('Overall'), ('SBCM'), ('MI'), ('Standard')) as s (stratum)
+    left join groups as g on c.cohort = g.cohort and s.stratum = g.stratum
+),
+
+levels as (
+    {%- for c in labelled %}
+    {%- if c == 'drug_class' %}
+    select '{{ c }}' as characteristic, level, level_order
+    from (values ('Cocaine', 1), ('Opioids', 2), ('Other', 3)) as v (level, level_order)
+    {%- elif c == 'prior_treatment' %}
+    select '{{ c }}' as characteristic, level, level_order from (values ('None', 1), ('Once', 2), ('Multiple', 3)) as v (level, level_order)
+    {%- elif c == 'recent_treatment' %}
+    select '{{ c }}' as characteristic, level, level_order from (values ('Yes', 1), ('No', 2)) as v (level, level_order)
+    {%- else %}
+    select '{{ c }}' as characteristic, label as level, level_order from {{ ref('int_choice_labels') }} where field_name = '{{ concept_field(c) }}'
+    {%- if c == 'race' %}
+    union all
+    select 'race', 'More than one race', 999
+    {%- endif %}
+    {%- endif %}
+    {%- if not loop.last %}
+    union all
+    {%- endif %}
+    {%- endfor %}
+),
+
+values_long as (
+    {%- for c in labelled %}
+    {%- if c == 'cooccurring' %}
+    select cohort, stratum, record_id, 'cooccurring' as characteristic, unnest(cooccurring) as level from strata
+    {%- else %}
+    select cohort, stratum, record_id, '{{ c }}' as characteristic, {{ c }} as level from strata
+    {%- endif %}
+    {%- if not loop.last %}
+    union all
+    {%- endif %}
+    {%- endfor %}
+),
+
+counted as (
+    select cohort, stratum, characteristic, level, count(distinct record_id) as n
+    from values_long
+    group by all
+),
+
+categorical as (
+    select f.cohort, f.stratum, l.characteristic, l.level, l.level_order, coalesce(c.n, 0) as n, f.participants
+    from frame as f
+    cross join levels as l
+    left join counted as c
+        on f.cohort = c.cohort and f.stratum = c.stratum and l.characteristic = c.characteristic and l.level = c.level
+    union all
+    select f.cohort, f.stratum, c.characteristic, 'Missing', 10000, c.n, f.participants
+    from counted as c
+    inner join frame as f on c.cohort = f.cohort and c.stratum = f.stratum
+    where c.level is null and c.characteristic <> 'cooccurring'
+),
+
+continuous as (
+    {%- for c in continuous %}
+    select
+        f.cohort, f.stratum, '{{ c }}' as characteristic,
+        count(s.{{ c }}) as n,
+        avg(s.{{ c }}) as mean,
+        stddev_samp(s.{{ c }}) as sd
+    from frame as f
+    left join strata as s on f.cohort = s.cohort and f.stratum = s.stratum
+    group by f.cohort, f.stratum
+    {%- if not loop.last %}
+    union all
+    {%- endif %}
+    {%- endfor %}
+),
+
+orders as (
+    select * from (values
+        {%- for c in continuous + labelled %}
+        ('{{ c }}', {{ loop.index }}){% if not loop.last %},{% endif %}
+        {%- endfor %}
+    ) as o (characteristic, characteristic_order)
+)
+
+select
+    c.cohort,
+    c.stratum,
+    c.characteristic,
+    cast(null as varchar) as level,
+    c.n,
+    cast(null as decimal(4, 1)) as pct,
+    c.mean,
+    c.sd,
+    o.characteristic_order,
+    0 as level_order
+from continuous as c
+inner join orders as o on c.characteristic = o.characteristic
+union all
+select
+    c.cohort,
+    c.stratum,
+    c.characteristic,
+    c.level,
+    c.n,
+    case when c.participants > 0
+        then cast(cast((2000 * c.n + c.participants) // (2 * c.participants) as decimal(18, 1)) / 10 as decimal(4, 1))
+    end as pct,
+    null as mean,
+    null as sd,
+    o.characteristic_order,
+    c.level_order
+from categorical as c
+inner join orders as o on c.characteristic = o.characteristic

@@ -1,0 +1,2 @@
+-- Session-log `contact_attempt` events, typed, cut as of the build.
+{{ stg_session_events('contact_attempt') }}

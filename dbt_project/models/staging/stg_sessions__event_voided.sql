@@ -1,0 +1,2 @@
+-- Session-log `event_voided` events, typed, cut as of the build.
+{{ stg_session_events('event_voided') }}
