@@ -78,7 +78,10 @@ def _landing_files(settings: Settings) -> list[tuple[str, str, Path]]:
 def ingest_file(conn: duckdb.DuckDBPyConnection, settings: Settings, profile: StudyProfile,
                 source: str, kind: str, path: Path, force: bool = False) -> BatchOutcome | None:
     sha = sha256_of(path)
-    if not force and already_ingested(conn, sha):
+    # A REDCap snapshot is a delivery of its export moment: the same bytes exported at another
+    # time (a correction reverted: A, B, A) are a new snapshot. Any other file is known by its bytes.
+    snapshot_time = redcap.snapshot_export_time(path.name, settings.site_tz) if kind == "snapshot" else None
+    if not force and already_ingested(conn, sha, snapshot_time):
         return None
     if not force:
         suspect = conn.execute(

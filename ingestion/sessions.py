@@ -56,7 +56,8 @@ f as (
         j->>'service' as service, j->>'mode' as mode, j->>'discharge_reason' as discharge_reason,
         j->>'voids_event_id' as voids_event_id, j->>'staff_id' as staff_id,
         j->>'session_number' as session_number_raw, j->>'program_id' as program_id_raw,
-        j->>'duration_min' as duration_raw, j->'activities' as activities, j->>'note' as note
+        j->>'duration_min' as duration_raw,
+        case when json_type(j->'activities') <> 'NULL' then j->'activities' end as activities, j->>'note' as note
     from j
 )
 select *,

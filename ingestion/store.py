@@ -150,10 +150,14 @@ class BatchOutcome:
     reasons: dict[str, int] = field(default_factory=dict)
 
 
-def already_ingested(conn: duckdb.DuckDBPyConnection, sha256: str) -> bool:
-    row = conn.execute(
-        "select count(*) from events.batches where sha256 = ? and status not in ('suspect', 'waiting')", [sha256]
-    ).fetchone()
+def already_ingested(conn: duckdb.DuckDBPyConnection, sha256: str, exported_at: datetime | None = None) -> bool:
+    """Whether these bytes (of this export moment, for a snapshot) were processed already."""
+    sql = "select count(*) from events.batches where sha256 = ? and status not in ('suspect', 'waiting')"
+    params: list = [sha256]
+    if exported_at is not None:
+        sql += " and exported_at = ?"
+        params.append(exported_at)
+    row = conn.execute(sql, params).fetchone()
     return bool(row and row[0])
 
 

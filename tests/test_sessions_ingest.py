@@ -77,6 +77,13 @@ def test_notes_and_undeclared_keys_stay_in_the_identified_store(wh):
     assert note == "Met Zebulon at 12 Elm St" and "client_name" in extra
 
 
+def test_json_null_in_an_optional_field_is_absent(wh):
+    land(wh, "sessions", "a.jsonl", line(activities=None, mode=None).replace("}", ', "activities": null, "mode": null}')
+         + "\n")
+    [out] = ingest_landing(wh).outcomes
+    assert (out.events_appended, out.reasons) == (1, {})
+
+
 def test_same_file_twice_appends_nothing(wh):
     land(wh, "sessions", "a.jsonl", line() + "\n")
     ingest_landing(wh)
