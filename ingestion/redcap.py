@@ -327,7 +327,7 @@ def stage_snapshot(
     params = {**params, "ts": exported_at, "iso": exported_at.isoformat(), "v": 1}
     ident_obj = "'record_id', r.record_id, 'instrument', r.instrument, 'instance', r.instance"
     _run(conn, f"""
-        insert into stage_events
+        insert into stage_events (event_id, stream, event_type, event_version, occurred_at, recorded_at, content_hash, payload)
         with new_rows as (
             select s.* from snap_rows s left join held_life h using (row_key)
             where h.last_type is distinct from $rec
@@ -344,7 +344,7 @@ def stage_snapshot(
         params,
     )
     _run(conn, f"""
-        insert into stage_events
+        insert into stage_events (event_id, stream, event_type, event_version, occurred_at, recorded_at, content_hash, payload)
         with c as (
             select r.row_key, r.record_id, r.instrument, r.instance, l.field, h.value as old, l.value as new
             from snap_long l
@@ -362,7 +362,7 @@ def stage_snapshot(
         params,
     )
     _run(conn, """
-        insert into stage_events
+        insert into stage_events (event_id, stream, event_type, event_version, occurred_at, recorded_at, content_hash, payload)
         with r as (
             select row_key, record_id, last_payload from held_life where last_type = $rec
             and row_key not in (select row_key from snap_rows) and row_key not in (select row_key from bad_keys)

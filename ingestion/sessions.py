@@ -38,47 +38,49 @@ def _sql_list(values) -> str:
 
 
 _TS = r"'^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}(:?\d{2})?)$'"
+_STRUCT = "{" + ", ".join(f'"{k}": "VARCHAR"' for k in KNOWN_KEYS if k != "activities") + ', "activities": "JSON"}'
+_KNOWN_LIST = "[" + ", ".join(f"'{k}'" for k in KNOWN_KEYS) + "]"
 
-VALIDATE_SQL = f"""
-create or replace temp table sl_parsed as
+# One pass: each line is parsed once into a struct of the contract's fields
+# (values as text), then typed and given a reason code when it cannot be used.
+PARSE_SQL = f"""
+create or replace temp table sl_checked as
 with l as (
-    select line_no, line, length(line) > {MAX_LINE_CHARS} as too_long from sl_lines
+    select line_no, length(line) > {MAX_LINE_CHARS} as too_long,
+           case when length(line) <= {MAX_LINE_CHARS} then try_cast(line as json) end as j
+    from sl_lines
 ),
-j as (
+o as (
     select line_no, too_long,
-           case when not too_long and json_valid(line) and json_type(line::json) = 'OBJECT' then line::json end as j
+           case when json_type(j) = 'OBJECT' then j end as j
     from l
 ),
 f as (
-    select line_no, too_long, j,
-        j->>'event_id' as event_id, j->>'event_type' as event_type, j->>'record_id' as record_id,
-        j->>'occurred_at' as occurred_raw, j->>'recorded_at' as recorded_raw, j->>'scheduled_for' as scheduled_raw,
-        j->>'service' as service, j->>'mode' as mode, j->>'discharge_reason' as discharge_reason,
-        j->>'voids_event_id' as voids_event_id, j->>'staff_id' as staff_id,
-        j->>'session_number' as session_number_raw, j->>'program_id' as program_id_raw,
-        j->>'duration_min' as duration_raw,
-        case when json_type(j->'activities') <> 'NULL' then j->'activities' end as activities, j->>'note' as note
-    from j
+    select line_no, too_long, j, from_json(j, '{_STRUCT}') as v,
+           len(list_filter(json_keys(j), k -> not list_contains({_KNOWN_LIST}, k))) > 0 as has_extra
+    from o
+),
+t as (
+    select line_no, too_long, j is null as not_object, md5(j::varchar) as content_hash, has_extra,
+        v.event_id, v.event_type, v.record_id, v.occurred_at as occurred_raw, v.recorded_at as recorded_raw,
+        v.scheduled_for as scheduled_raw, v.service, v.mode, v.discharge_reason, v.voids_event_id, v.staff_id,
+        v.session_number as session_number_raw, v.program_id as program_id_raw, v.duration_min as duration_raw,
+        case when json_type(v.activities) <> 'NULL' then v.activities end as activities, v.note,
+        case when regexp_matches(coalesce(v.occurred_at, ''), {_TS}) then try_cast(v.occurred_at as timestamptz) end as occurred_at,
+        case when regexp_matches(coalesce(v.recorded_at, ''), {_TS}) then try_cast(v.recorded_at as timestamptz) end as recorded_at,
+        case when regexp_matches(coalesce(v.scheduled_for, ''), {_TS}) then try_cast(v.scheduled_for as timestamptz) end as scheduled_for,
+        try_cast(v.session_number as integer) as session_number,
+        try_cast(v.program_id as integer) as program_id,
+        try_cast(v.duration_min as integer) as duration_min
+    from f
 )
-select *,
-    case when regexp_matches(coalesce(occurred_raw, ''), {_TS}) then try_cast(occurred_raw as timestamptz) end as occurred_at,
-    case when regexp_matches(coalesce(recorded_raw, ''), {_TS}) then try_cast(recorded_raw as timestamptz) end as recorded_at,
-    case when regexp_matches(coalesce(scheduled_raw, ''), {_TS}) then try_cast(scheduled_raw as timestamptz) end as scheduled_for,
-    try_cast(session_number_raw as integer) as session_number,
-    try_cast(program_id_raw as integer) as program_id,
-    try_cast(duration_raw as integer) as duration_min
-from f
-"""
-
-REASON_SQL = f"""
-create or replace temp table sl_checked as
 select *,
     case
         when too_long then 'line_too_long'
-        when j is null then 'not_json'
+        when not_object then 'not_json'
         when coalesce(event_id, '') = '' then 'missing_event_id'
         when coalesce(event_type, '') = '' then 'missing_event_type'
-        when event_type not in {_sql_list(SESSION_EVENT_TYPES).replace('[', '(').replace(']', ')')} then 'unknown_event_type'
+        when event_type not in {tuple(SESSION_EVENT_TYPES)} then 'unknown_event_type'
         when coalesce(record_id, '') = '' then 'missing_record_id'
         when occurred_raw is null then 'missing_occurred_at'
         when occurred_at is null then 'bad_timestamp'
@@ -96,7 +98,7 @@ select *,
         when activities is not null and (json_type(activities) <> 'ARRAY'
              or len(list_filter(from_json(activities, '["VARCHAR"]'), a -> a not in {tuple(ACTIVITIES)})) > 0) then 'bad_activities'
     end as reason_code
-from sl_parsed
+from t
 """
 
 REASONS = {
@@ -122,18 +124,21 @@ REASONS = {
 
 def stage_session_log(conn: duckdb.DuckDBPyConnection, data: bytes, ingest_time: datetime) -> tuple[str, int, str]:
     text = decode_text(data)
-    lines = text.split("\n")
-    df = pl.DataFrame({"line": lines}).with_row_index("line_no", offset=1).filter(pl.col("line").str.strip_chars() != "")
-    conn.register("sl_lines", df)
-    conn.execute(VALIDATE_SQL)
-    conn.execute(REASON_SQL, {"now": ingest_time})
-    conn.unregister("sl_lines")
+    lines = (
+        pl.Series("line", [text]).str.split("\n").explode().to_frame()
+        .with_row_index("line_no", offset=1)
+        .filter(pl.col("line").str.strip_chars() != "")
+    )
+    del text
+    conn.register("sl_lines", lines)
+    conn.execute(PARSE_SQL, {"now": ingest_time})
     reasons = pl.DataFrame({"code": list(REASONS), "reason": list(REASONS.values())})
     conn.register("sl_reasons", reasons)
     conn.execute(
         """insert into stage_quarantine
            select 'line ' || c.line_no, c.reason_code, r.reason
-           from sl_checked c join sl_reasons r on r.code = c.reason_code order by c.line_no"""
+           from sl_checked c join sl_reasons r on r.code = c.reason_code where c.reason_code is not null
+           order by c.line_no"""
     )
     conn.unregister("sl_reasons")
     versions = pl.DataFrame({"event_type": list(EVENT_VERSIONS), "version": list(EVENT_VERSIONS.values())})
@@ -141,36 +146,35 @@ def stage_session_log(conn: duckdb.DuckDBPyConnection, data: bytes, ingest_time:
     conn.execute(
         """
         insert into stage_events
-        with ok as (
-            select c.*, json_object(
-                'event_id', event_id, 'event_type', event_type, 'record_id', record_id,
+        select event_id, 'participant/' || record_id, c.event_type, v.version, occurred_at,
+               coalesce(recorded_at, occurred_at), content_hash,
+               json_object(
+                'event_id', event_id, 'event_type', c.event_type, 'record_id', record_id,
                 'occurred_at', occurred_raw, 'scheduled_for', scheduled_raw, 'recorded_at', recorded_raw,
                 'service', service, 'session_number', session_number, 'staff_id', staff_id, 'mode', mode,
                 'duration_min', duration_min, 'activities', activities, 'program_id', program_id,
-                'discharge_reason', discharge_reason, 'voids_event_id', voids_event_id) as payload
-            from sl_checked c where reason_code is null
-        )
-        select event_id, 'participant/' || record_id, ok.event_type, v.version, occurred_at,
-               coalesce(recorded_at, occurred_at), md5(j::varchar), payload
-        from ok join sl_versions v using (event_type)
+                'discharge_reason', discharge_reason, 'voids_event_id', voids_event_id),
+               line_no
+        from sl_checked c join sl_versions v on v.event_type = c.event_type
+        where reason_code is null
         """
     )
     conn.unregister("sl_versions")
-    known = "[" + ", ".join(f"'{k}'" for k in KNOWN_KEYS) + "]"
+    nulls = ", ".join(f"'{k}', null" for k in KNOWN_KEYS)
     conn.execute(
         f"""
         insert into stage_notes
-        select event_id, record_id, note,
-               case when len(list_filter(json_keys(j), k -> not list_contains({known}, k))) > 0
-                    then json_merge_patch(j, json_object({', '.join(f"'{k}', null" for k in KNOWN_KEYS)})) end
-        from sl_checked
-        where reason_code is null
-          and (note is not null or len(list_filter(json_keys(j), k -> not list_contains({known}, k))) > 0)
+        select c.event_id, c.record_id, c.note,
+               case when c.has_extra then json_merge_patch(l.line::json, json_object({nulls})) end
+        from sl_checked c join sl_lines l using (line_no)
+        where c.reason_code is null and (c.note is not null or c.has_extra)
         """
     )
-    rows = conn.execute("select count(*) from sl_checked").fetchone()[0]
-    extra = conn.execute(
-        f"select count(*) from sl_checked where reason_code is null and len(list_filter(json_keys(j), k -> not list_contains({known}, k))) > 0"
-    ).fetchone()[0]
+    conn.unregister("sl_lines")
+    del lines
+    rows, extra = conn.execute(
+        "select count(*), count(*) filter (where reason_code is null and has_extra) from sl_checked"
+    ).fetchone()
+    conn.execute("drop table sl_checked")
     detail = f"{extra} line(s) carried keys the contract does not define; kept in the identified store only" if extra else ""
     return "applied", rows, detail

@@ -109,7 +109,8 @@ create table if not exists identified.session_notes (
 STAGE_SQL = """
 create or replace temp table stage_events (
     event_id varchar, stream varchar, event_type varchar, event_version integer,
-    occurred_at timestamptz, recorded_at timestamptz, content_hash varchar, payload json
+    occurred_at timestamptz, recorded_at timestamptz, content_hash varchar, payload json,
+    ord bigint  -- the order of the events in their file (line or row); ties broken by event_id
 );
 create or replace temp table stage_quarantine (location varchar, reason_code varchar, reason varchar);
 create or replace temp table stage_identified (
@@ -206,7 +207,7 @@ def commit_batch(
                     select event_id, any_value(content_hash) as content_hash from events.events
                     where event_id in (select event_id from stage_events) group by event_id
                 ) h using (event_id)
-                window w as (partition by s.event_id order by s.recorded_at, s.occurred_at, s.content_hash)
+                window w as (partition by s.event_id order by s.ord, s.content_hash)
                 """
             )
             conn.execute(
@@ -227,7 +228,7 @@ def commit_batch(
             conn.execute(
                 """
                 insert into events.events
-                select ? + row_number() over (order by recorded_at, occurred_at, event_id) as seq,
+                select ? + row_number() over (order by ord, event_id) as seq,
                        event_id, stream, event_type, event_version, occurred_at, recorded_at,
                        ?::timestamptz, ?, ?, content_hash, payload
                 from stage_ranked

@@ -31,7 +31,7 @@ def stage_units(conn: duckdb.DuckDBPyConnection, batch: transcripts.TranscriptBa
         conn.register("tu", units)
         conn.execute(
             """
-            insert into stage_events
+            insert into stage_events (event_id, stream, event_type, event_version, occurred_at, recorded_at, content_hash, payload)
             with p as (
                 select *, json_object(
                     'unit_id', unit_id, 'transcript_id', transcript_id, 'transcript_kind', transcript_kind,
