@@ -51,6 +51,12 @@ CATALOGUE: dict[str, EventType] = {
                    "start_char", "end_char", "coded_at", "coded_at_from_ingest", "text_sha256", "source_format"),
                   "A span of a transcript coded with one code by one coder. Its text and speaker (a "
                   "pseudonym) are held in the identified store, keyed by unit_id."),
+        EventType("participant_erased", 1, "erasure",
+                  ("participant_key", "consented", "randomized", "arm", "consent_date", "rand_date",
+                   "withdrawal_date", "received_intervention", "lost_to_followup", "first_recorded_at",
+                   "landing_files", "pseudonym_keys"),
+                  "A participant who withdrew all data was erased; only the fact and what the CONSORT "
+                  "flow needs remain (their other events were deleted and the vault rewritten)."),
         *[
             EventType(name, 1, "sessions", _SESSION_FIELDS,
                       f"A `{name}` line of the case-management / treatment log (note removed).")

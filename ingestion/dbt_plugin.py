@@ -8,27 +8,12 @@ cannot be reversed without it.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import os
 
-import pyarrow as pa
 from dbt.adapters.duckdb.plugins import BasePlugin
 from duckdb import DuckDBPyConnection
-from duckdb.sqltypes import VARCHAR
 
-from ingestion.vault import httpfs_extension_path, sql_str
-
-
-def make_participant_key(key: str):
-    k = key.encode()
-
-    def participant_key(record_ids: pa.Array) -> pa.Array:
-        values = record_ids.to_pylist()
-        out = [None if v is None else hmac.new(k, v.encode(), hashlib.sha256).hexdigest()[:24] for v in values]
-        return pa.array(out, type=pa.string())
-
-    return participant_key
+from ingestion.vault import httpfs_extension_path, register_participant_key, sql_str
 
 
 class Plugin(BasePlugin):
@@ -38,7 +23,4 @@ class Plugin(BasePlugin):
         conn.execute("SET autoinstall_known_extensions = false")
         key = os.environ.get("DBT_ENV_SECRET_PARTICIPANT_KEY", "")
         if key:
-            conn.create_function(
-                "participant_key", make_participant_key(key), [VARCHAR], VARCHAR, type="arrow",
-                null_handling="special", side_effects=False,
-            )
+            register_participant_key(conn, key)

@@ -199,6 +199,17 @@ def stage_snapshot(
     kinds = classify_columns(df.columns, dictionary, record_field, profile.safe_free_text)
     df = _row_keys(df.with_row_index("row_no", offset=1), record_field)
     rows_read = df.height
+    # Participants who withdrew all data never come back: their rows are not ingested.
+    from ingestion.erasure import ERASED_REASON, erased_record_ids
+
+    erased = erased_record_ids(conn, df["__rid"])
+    if erased:
+        gone = df.filter(pl.col("__rid").is_in(list(erased)))
+        conn.register("gone_df", gone.select("row_no"))
+        conn.execute("insert into stage_quarantine select 'row ' || row_no, 'erased_participant', ? from gone_df",
+                     [ERASED_REASON])
+        conn.unregister("gone_df")
+        df = df.filter(~pl.col("__rid").is_in(list(erased)))
     if source == "alliance":
         df = df.filter(pl.col("__inst").is_not_null() | pl.col("__rid").is_null())
 

@@ -102,6 +102,7 @@ from t
 """
 
 REASONS = {
+    "erased_participant": "the participant withdrew all data: the event is not ingested (remove it at the source)",
     "line_too_long": f"the line is longer than {MAX_LINE_CHARS:,} characters",
     "not_json": "the line is not a JSON object",
     "missing_event_id": "the event has no event_id",
@@ -132,6 +133,16 @@ def stage_session_log(conn: duckdb.DuckDBPyConnection, data: bytes, ingest_time:
     del text
     conn.register("sl_lines", lines)
     conn.execute(PARSE_SQL, {"now": ingest_time})
+    # Participants who withdrew all data never come back (their events are not stored).
+    from ingestion.erasure import erased_keys_sql
+
+    if conn.execute("select count(*) from events.events where event_type = 'participant_erased'").fetchone()[0]:
+        conn.execute(
+            f"""update sl_checked set reason_code = 'erased_participant'
+                where reason_code is null and record_id in (
+                    select record_id from (select distinct record_id from sl_checked where record_id is not null)
+                    where participant_key(record_id) in ({erased_keys_sql()}))"""
+        )
     reasons = pl.DataFrame({"code": list(REASONS), "reason": list(REASONS.values())})
     conn.register("sl_reasons", reasons)
     conn.execute(

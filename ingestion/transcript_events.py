@@ -24,8 +24,31 @@ def _stage_quarantine(conn: duckdb.DuckDBPyConnection, frame: pl.DataFrame) -> N
         conn.unregister("tq")
 
 
+def _drop_erased(conn: duckdb.DuckDBPyConnection, units: pl.DataFrame) -> pl.DataFrame:
+    """Units of participants who withdrew all data (by record_id, interview name or speaker) are not stored."""
+    from ingestion.erasure import ERASED_REASON, erased_keys_sql, erased_pseudonym_keys_sql
+
+    if units.is_empty() or not conn.execute(
+            "select count(*) from events.events where event_type = 'participant_erased'").fetchone()[0]:
+        return units
+    conn.register("tu_all", units.with_row_index("row_no", offset=1))
+    gone = conn.execute(
+        f"""select row_no, unit_id from tu_all
+            where participant_key(coalesce(record_id, regexp_extract(transcript_id, '^INT-(.+)-[0-9]+$', 1)))
+                  in ({erased_keys_sql()})
+               or participant_key('pseudonym:' || lower(trim(speaker))) in ({erased_pseudonym_keys_sql()})"""
+    ).pl()
+    conn.unregister("tu_all")
+    if gone.height:
+        conn.register("tu_gone", gone)
+        conn.execute("insert into stage_quarantine select 'unit ' || row_no, 'erased_participant', ? from tu_gone",
+                     [ERASED_REASON])
+        conn.unregister("tu_gone")
+    return units.filter(~pl.col("unit_id").is_in(gone["unit_id"].implode()))
+
+
 def stage_units(conn: duckdb.DuckDBPyConnection, batch: transcripts.TranscriptBatch, source_format: str) -> int:
-    units = batch.units
+    units = _drop_erased(conn, batch.units)
     _stage_quarantine(conn, batch.quarantine)
     if units.height:
         conn.register("tu", units)

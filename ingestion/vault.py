@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
+import hmac
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,14 +67,36 @@ def attach_encrypted(conn: duckdb.DuckDBPyConnection, path: Path, alias: str, ke
         raise
 
 
+def make_participant_key(key: str):
+    """The keyed hash of a record_id (HMAC-SHA256, 96 bits): the analysts' participant_key."""
+    import pyarrow as pa
+
+    k = key.encode()
+
+    def participant_key(record_ids):
+        values = record_ids.to_pylist()
+        out = [None if v is None else hmac.new(k, v.encode(), hashlib.sha256).hexdigest()[:24] for v in values]
+        return pa.array(out, type=pa.string())
+
+    return participant_key
+
+
+def register_participant_key(conn: duckdb.DuckDBPyConnection, key: str) -> None:
+    from duckdb.sqltypes import VARCHAR
+
+    conn.create_function("participant_key", make_participant_key(key), [VARCHAR], VARCHAR, type="arrow",
+                         null_handling="special", side_effects=False)
+
+
 def open_vault(settings: Settings, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """A connection whose default catalog is the vault."""
+    """A connection whose default catalog is the vault (with the participant_key function)."""
     if read_only and not settings.vault_path.exists():
         raise ConfigError(f"no vault yet at {settings.vault_path}: run `alliance-wh run` first")
     settings.warehouse_dir.mkdir(parents=True, exist_ok=True)
     conn = secure_connection()
     attach_encrypted(conn, settings.vault_path, "vault", settings.vault_key, read_only=read_only)
     conn.execute("USE vault")
+    register_participant_key(conn, settings.participant_hash_key)
     if not read_only:
         with contextlib.suppress(OSError):
             os.chmod(settings.vault_path, 0o600)

@@ -85,6 +85,8 @@ def run_pipeline(quiet: bool = False) -> int:
     for event in result.all_events:
         if event.is_step_failure:
             err = event.step_failure_data.error
+            while err is not None and err.cause is not None:  # the innermost cause says what happened
+                err = err.cause
             message = (err.message if err else "unknown error").strip().splitlines()
             _print(f"FAILED step {event.step_key}: {message[0][:300] if message else 'unknown error'}")
     _print("nothing published; the previous analyst database stays in place.")
@@ -178,8 +180,32 @@ def cmd_status(args: argparse.Namespace) -> int:
                     _print(f"  {name}: {n} x {code} - {reason}")
         finally:
             conn.close()
+    _status_erasures(settings)
     _status_published(settings)
     return 0
+
+
+def _status_erasures(settings) -> None:
+    """Landing files that still hold data of participants who withdrew all data."""
+    if not settings.vault_path.exists():
+        return
+    from ingestion.erasure import landing_files_holding_erased
+    from ingestion.vault import open_vault
+
+    conn = open_vault(settings, read_only=True)
+    try:
+        erased = conn.execute("select count(*) from events.events where event_type = 'participant_erased'").fetchone()[0]
+        present = landing_files_holding_erased(settings, conn) if erased else []
+    finally:
+        conn.close()
+    if not erased:
+        return
+    _print(f"erased: {erased} participant(s) withdrew all data. Landing files that still hold their data "
+           f"(remove them at the source):")
+    for name in present:
+        _print(f"  {name}")
+    if not present:
+        _print("  (none left in the landing zone)")
 
 
 def _status_published(settings) -> None:

@@ -98,7 +98,9 @@ def test_the_run_publishes_and_a_second_run_appends_nothing(published):
     settings, first, second, position_1 = published
     assert (first, second) == (0, 0)
     conn = duckdb.connect(str(settings.analytics_path), read_only=True)
-    assert conn.execute("select event_store_position from build_info").fetchone()[0] == position_1
+    # the second run appended nothing but the erasure events the first run recorded after publishing
+    erased = erased_people(settings).height
+    assert conn.execute("select event_store_position from build_info").fetchone()[0] == position_1 + erased
     tables = {r[0] for r in conn.execute("select table_name from information_schema.tables").fetchall()}
     assert tables == {"participants", "sessions", "engagement", "retention", "alliance_scores", "alliance_trajectory",
                       "coded_units", "code_matrix", "coder_agreement", "table1", "consort_flow", "data_quality",
@@ -198,3 +200,87 @@ def test_a_blocking_failure_keeps_the_previous_database(published, monkeypatch):
     result = json.loads(blocked.read_text())
     assert result["published"] is False
     assert any(c["check_name"] == bad.name and not c["passed"] for c in result["checks"])
+
+
+def erased_people(settings) -> pl.DataFrame:
+    intake = latest_intake(settings.landing_dir)
+    return intake.filter((pl.col("withdrawn") == "1") & (pl.col("withdrawal_scope") == "2"))
+
+
+def test_scope_2_withdrawals_are_erased_from_every_table_of_the_vault(published):
+    from ingestion.vault import open_vault
+
+    settings = published[0]
+    gone = erased_people(settings)["record_id"].to_list()
+    assert gone
+    conn = open_vault(settings, read_only=True)
+    try:
+        conn.register("gone", pl.DataFrame({"record_id": gone}))
+        assert conn.execute("select count(*) from events.events where stream in "
+                            "(select 'participant/' || record_id from gone)").fetchone()[0] == 0
+        assert conn.execute("select count(*) from events.events where event_type = 'participant_erased'"
+                            ).fetchone()[0] == len(gone)
+        for table in ("identifier_values", "session_notes", "pseudonyms"):
+            n = conn.execute(f"select count(*) from identified.{table} where record_id in (select record_id from gone)"
+                             ).fetchone()[0]
+            assert n == 0, table
+        assert conn.execute("select count(*) from events.events where event_type = 'coded_unit_recorded' and "
+                            "(payload->>'record_id' in (select record_id from gone))").fetchone()[0] == 0
+        # every text column of every table: none holds their record_id as a value
+        tables = conn.execute("select schema_name, table_name from duckdb_tables() where database_name = 'vault'"
+                              ).fetchall()
+        for schema, table in tables:
+            cols = [r[0] for r in conn.execute(
+                "select column_name from duckdb_columns() where database_name = 'vault' and schema_name = ? "
+                "and table_name = ? and data_type = 'VARCHAR'", [schema, table]).fetchall()]
+            for col in cols:
+                n = conn.execute(f'select count(*) from {schema}."{table}" where "{col}" in '
+                                 "(select record_id from gone)").fetchone()[0]
+                assert n == 0, f"{schema}.{table}.{col}"
+    finally:
+        conn.close()
+
+
+def test_scope_2_identifier_values_are_in_no_file_the_warehouse_wrote(published):
+    settings = published[0]
+    intake = latest_intake(settings.landing_dir)
+    gone = erased_people(settings)
+    others = intake.join(gone.select("record_id"), on="record_id", how="anti")
+    mine = set()
+    for col in ("first_name", "last_name", "phone", "email", "street_address"):
+        mine |= set(gone[col].drop_nulls().to_list()) - set(others[col].drop_nulls().to_list())
+    mine = {v for v in mine if len(v) >= 5}
+    assert mine
+    for path in (p for p in settings.warehouse_dir.rglob("*") if p.is_file()):
+        raw = path.read_bytes()
+        assert not [v for v in mine if v.encode() in raw], path.name
+    # and the vault opened with the key holds none of them either
+    from ingestion.vault import open_vault
+
+    conn = open_vault(settings, read_only=True)
+    try:
+        held = {r[0] for r in conn.execute("select value from identified.identifier_values").fetchall()}
+    finally:
+        conn.close()
+    assert not (held & mine)
+
+
+def test_a_later_snapshot_still_holding_them_does_not_bring_them_back(published):
+    import shutil
+
+    from orchestration.cli import main
+
+    settings = published[0]
+    snaps = sorted((settings.landing_dir / "intake").glob("*_DATA_*.csv"))
+    later = snaps[-1].with_name("ALLIANCE_DATA_2030-01-01_0900.csv")
+    shutil.copyfile(snaps[-1], later)
+    try:
+        assert run_pipeline(quiet=True) == 0
+        conn = duckdb.connect(str(settings.analytics_path), read_only=True)
+        keys = {r[0] for r in conn.execute("select participant_key from participants").fetchall()}
+        assert not keys & {key(settings, r) for r in erased_people(settings)["record_id"].to_list()}
+        flow = dict(conn.execute("select stage || '/' || arm, n from consort_flow where reason is null").fetchall())
+        assert flow["assessed/All"] == latest_intake(settings.landing_dir).height
+    finally:
+        later.unlink()
+    assert main(["status"]) == 0

@@ -3,8 +3,41 @@
 -- withdrew (both scopes) and analysed (allocated minus scope-2 withdrawals).
 -- Participants who withdrew all data are counted here, and only here.
 {%- set decline = concept_field('decline_reason') %}
-with people as (
-    select * from {{ ref('int_participants_projected') }}
+with projected as (
+    -- every intake record held now; a record erased since (and not yet purged) is counted from its erasure
+    select
+        participant_key(p.record_id) as participant_key,
+        p.is_consented,
+        p.is_randomized,
+        p.rand_arm,
+        p.decline_reason,
+        p.is_lost_to_followup,
+        p.is_withdrawn,
+        p.is_erased,
+        p.rand_arm = 'Standard' or a.sessions_attended >= 1 as received_intervention
+    from {{ ref('int_participants_projected') }} as p
+    left join {{ ref('int_attendance') }} as a on p.record_id = a.record_id
+),
+
+erased as (
+    select
+        participant_key,
+        is_consented,
+        is_randomized,
+        rand_arm,
+        cast(null as varchar) as decline_reason,
+        is_lost_to_followup,
+        true as is_withdrawn,
+        true as is_erased,
+        received_intervention
+    from {{ ref('stg_erasures__participants') }}
+),
+
+people as (
+    select * from projected
+    where participant_key not in (select participant_key from erased)
+    union all
+    select * from erased
 ),
 
 arms as (
@@ -47,12 +80,11 @@ allocated as (
     select
         p.rand_arm as arm,
         count(*) as allocated,
-        count(*) filter (where p.rand_arm = 'Standard' or a.sessions_attended >= 1) as received_intervention,
+        count(*) filter (where p.received_intervention) as received_intervention,
         count(*) filter (where p.is_lost_to_followup) as lost_to_followup,
         count(*) filter (where p.is_withdrawn) as withdrew,
         count(*) filter (where not p.is_erased) as analysed
     from people as p
-    left join {{ ref('int_attendance') }} as a on p.record_id = a.record_id
     where p.is_consented and p.is_randomized
     group by p.rand_arm
 ),

@@ -33,3 +33,29 @@ def analytics_database(context: dg.AssetExecutionContext, warehouse: WarehouseRe
     write_data_quality_json(settings, run_id, results, published=True)
     progress(f"publish: {path}")
     return dg.MaterializeResult(metadata={"path": str(path), "checks": len(results)})
+
+
+@dg.asset(
+    key="participant_erasure",
+    group_name="publish",
+    deps=[dg.AssetKey("analytics_database")],
+    pool=WRITER_POOL,
+    description="Scope-2 withdrawals erased from the vault (rewritten) and the build database deleted, "
+                "once the build that excludes them has been published.",
+    kinds={"duckdb"},
+)
+def participant_erasure(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    from ingestion.erasure import erase_withdrawn
+    from ingestion.vault import writer_lock
+
+    settings = warehouse.settings()
+    with writer_lock(settings):
+        report = erase_withdrawn(settings)
+        settings.build_path.unlink(missing_ok=True)  # no copy of the build database outlives the run
+    if report.erased:
+        progress(f"erasure: {report.erased} participant(s) who withdrew all data erased; "
+                 f"{len(report.files_holding_data)} landing file(s) still hold their data (see status)")
+    warehouse.write_run_json(context.run.run_id, "erasure.json",
+                             {"erased": report.erased, "landing_files": report.files_holding_data})
+    return dg.MaterializeResult(metadata={"erased": report.erased,
+                                          "landing_files_holding_data": len(report.files_holding_data)})
