@@ -94,7 +94,7 @@ def erase_withdrawn(settings: Settings) -> ErasureReport:
             select payload->>'unit_id' as unit_id, r.record_id
             from events.events e join erase_ids r
               on e.event_type = 'coded_unit_recorded'
-             and (e.payload->>'record_id' = r.record_id
+             and ((e.payload->>'record_id') = r.record_id
                   or regexp_full_match(e.payload->>'transcript_id', 'INT-' || r.record_id || '-[0-9]+'))
             union
             select t.unit_id, r.record_id
@@ -114,7 +114,7 @@ def erase_withdrawn(settings: Settings) -> ErasureReport:
                 union
                 select u.record_id, b.file_name
                 from erase_units u
-                join events.events e on e.event_type = 'coded_unit_recorded' and e.payload->>'unit_id' = u.unit_id
+                join events.events e on e.event_type = 'coded_unit_recorded' and (e.payload->>'unit_id') = u.unit_id
                 join events.batches b on b.batch_id = e.batch_id
                 union
                 select p.record_id, b.file_name
@@ -178,7 +178,7 @@ def erase_withdrawn(settings: Settings) -> ErasureReport:
             )
             conn.execute("delete from events.events where stream in (select 'participant/' || record_id from erase_ids)")
             conn.execute("delete from events.events where event_type = 'coded_unit_recorded' "
-                         "and payload->>'unit_id' in (select unit_id from erase_units)")
+                         "and (payload->>'unit_id') in (select unit_id from erase_units)")
             conn.execute("delete from identified.transcript_units where unit_id in (select unit_id from erase_units)")
             conn.execute("delete from identified.unit_holds where unit_id in (select unit_id from erase_units)")
             for table in ("identifier_values", "session_notes", "pseudonyms"):

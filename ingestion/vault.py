@@ -88,6 +88,26 @@ def register_participant_key(conn: duckdb.DuckDBPyConnection, key: str) -> None:
                          null_handling="special", side_effects=False)
 
 
+def participant_hash_key(conn: duckdb.DuckDBPyConnection, settings: Settings, create: bool = False) -> str:
+    """The participant_key hash key, kept in the vault so that keys stay stable when the secret rotates.
+
+    It is derived from the secret that created the vault, and stored (encrypted) beside the data.
+    """
+    exists = conn.execute(
+        "select count(*) from duckdb_tables() where database_name = 'vault' and schema_name = 'identified' "
+        "and table_name = 'keyring'").fetchone()[0]
+    if exists:
+        row = conn.execute("select value from vault.identified.keyring where name = 'participant_key'").fetchone()
+        if row:
+            return row[0]
+    key = settings.participant_hash_key
+    if create:
+        conn.execute("create schema if not exists vault.identified")
+        conn.execute("create table if not exists vault.identified.keyring (name varchar, value varchar)")
+        conn.execute("insert into vault.identified.keyring values ('participant_key', ?)", [key])
+    return key
+
+
 def open_vault(settings: Settings, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """A connection whose default catalog is the vault (with the participant_key function)."""
     if read_only and not settings.vault_path.exists():
@@ -96,7 +116,7 @@ def open_vault(settings: Settings, read_only: bool = False) -> duckdb.DuckDBPyCo
     conn = secure_connection()
     attach_encrypted(conn, settings.vault_path, "vault", settings.vault_key, read_only=read_only)
     conn.execute("USE vault")
-    register_participant_key(conn, settings.participant_hash_key)
+    register_participant_key(conn, participant_hash_key(conn, settings, create=not read_only))
     if not read_only:
         with contextlib.suppress(OSError):
             os.chmod(settings.vault_path, 0o600)

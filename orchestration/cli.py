@@ -246,6 +246,16 @@ def cmd_accept(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rotate_key(args: argparse.Namespace) -> int:
+    from ingestion.rotation import rotate_key
+
+    settings = load_settings(create_key=False)
+    where = rotate_key(settings, os.environ.get("ALLIANCE_NEW_SECRET_KEY") or None)
+    _print(f"the vault is re-encrypted under the new secret ({where}); back it up now. "
+           "participant_key values are unchanged.")
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     return run_pipeline()
 
@@ -265,6 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--out", required=True)
     g.set_defaults(func=cmd_generate)
     sub.add_parser("status", help="what has been ingested, quarantined and published").set_defaults(func=cmd_status)
+    sub.add_parser("rotate-key", help="re-encrypt the vault under a new secret (ALLIANCE_NEW_SECRET_KEY, "
+                   "or a new key file)").set_defaults(func=cmd_rotate_key)
     a = sub.add_parser("accept", help="apply a snapshot held back as suspect")
     a.add_argument("file")
     a.set_defaults(func=cmd_accept)

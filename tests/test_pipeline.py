@@ -225,7 +225,7 @@ def test_scope_2_withdrawals_are_erased_from_every_table_of_the_vault(published)
                              ).fetchone()[0]
             assert n == 0, table
         assert conn.execute("select count(*) from events.events where event_type = 'coded_unit_recorded' and "
-                            "(payload->>'record_id' in (select record_id from gone))").fetchone()[0] == 0
+                            "((payload->>'record_id') in (select record_id from gone))").fetchone()[0] == 0
         # every text column of every table: none holds their record_id as a value
         tables = conn.execute("select schema_name, table_name from duckdb_tables() where database_name = 'vault'"
                               ).fetchall()

@@ -52,14 +52,21 @@ def ensure_manifest(force: bool = False) -> Path:
 
 def build_environment(settings: Settings) -> dict[str, str]:
     """Environment variables the dbt profile reads (secrets under DBT_ENV_SECRET_, which dbt masks)."""
+    from ingestion.vault import open_vault, participant_hash_key
+
     settings.build_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(settings.build_dir, 0o700)
+    conn = open_vault(settings, read_only=True)
+    try:
+        hash_key = participant_hash_key(conn, settings)
+    finally:
+        conn.close()
     return {
         "ALLIANCE_BUILD_DB": str(settings.build_path),
         "ALLIANCE_VAULT_DB": str(settings.vault_path),
         "DBT_ENV_SECRET_BUILD_KEY": settings.build_key,
         "DBT_ENV_SECRET_VAULT_KEY": settings.vault_key,
-        "DBT_ENV_SECRET_PARTICIPANT_KEY": settings.participant_hash_key,
+        "DBT_ENV_SECRET_PARTICIPANT_KEY": hash_key,
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "DO_NOT_TRACK": "1",
     }

@@ -6,12 +6,12 @@ with units as (
 ),
 
 people as (
-    select record_id, rand_arm, sex, race, drug_class, homeless
+    select record_id, rand_arm, is_randomized, sex, race, drug_class, homeless
     from {{ ref('int_participants_projected') }}
 ),
 
 attributes as (
-    select record_id, 'arm' as attribute, rand_arm as value from people
+    select record_id, 'arm' as attribute, case when is_randomized then rand_arm end as value from people
     union all
     select record_id, 'sex', sex from people
     union all

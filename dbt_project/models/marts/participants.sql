@@ -7,7 +7,7 @@ with projected as (
 select
     participant_key(record_id) as participant_key,
     site,
-    rand_arm as arm,
+    case when is_randomized then rand_arm end as arm,
     consent_date as consented_on,
     case when is_randomized then rand_date end as randomized_on,
     age,
