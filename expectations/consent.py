@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from expectations.checks import BLOCKING, Check
+from expectations.suites import values_in_set
 
 
 def rule_1_suite():
@@ -29,10 +30,40 @@ CHECKS = [
     Check(
         name="consent_rule_1_participant_level_consented",
         area="consent",
-        rule="1",
+        rule="consent rule 1: nobody without a consent date at participant level",
         severity=BLOCKING,
         asset="participants",
         query="select mart, is_consented, is_erased from main.chk_participant_level_consent",
         suite=rule_1_suite,
+    ),
+    Check(
+        name="consent_rule_2_nothing_after_withdrawal",
+        area="consent",
+        rule="consent rule 2: nothing dated after a scope-1 withdrawal",
+        severity=BLOCKING,
+        asset="sessions",
+        query="select mart, after_withdrawal from main.chk_withdrawal_cut",
+        suite=values_in_set("consent_rule_2", "after_withdrawal", [False],
+                            "a participant-level row dated after a scope-1 withdrawal"),
+    ),
+    Check(
+        name="consent_rule_3_units_have_audio_consent",
+        area="consent",
+        rule="consent rule 3: no unit without audio consent",
+        severity=BLOCKING,
+        asset="coded_units",
+        query="select audio_consented from main.chk_units_published",
+        suite=values_in_set("consent_rule_3", "audio_consented", [True],
+                            "a published unit of a participant without audio consent"),
+    ),
+    Check(
+        name="consent_rule_4_units_cleared_by_screening",
+        area="consent",
+        rule="consent rule 4: no unit holding a direct identifier",
+        severity=BLOCKING,
+        asset="coded_units",
+        query="select screening_cleared from main.chk_units_published",
+        suite=values_in_set("consent_rule_4", "screening_cleared", [True],
+                            "a published unit the identifier screening held back"),
     ),
 ]

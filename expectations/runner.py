@@ -17,9 +17,9 @@ RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": 0, "inc
 
 
 def _catalogue() -> list[Check]:
-    from expectations import consent, plausibility
+    from expectations import anonymity, consent, plausibility
 
-    return [*consent.CHECKS, *plausibility.CHECKS]
+    return [*consent.CHECKS, *anonymity.CHECKS, *plausibility.CHECKS]
 
 
 def all_checks() -> list[Check]:

@@ -75,10 +75,10 @@ def run_pipeline(quiet: bool = False) -> int:
     write_data_quality_json(settings, run_id, results, published=False)
     if failed_checks:
         for e in failed_checks:
-            rule = (e.metadata.get("rule").value if e.metadata.get("rule") else "dbt test")
+            rule = (e.metadata.get("rule").value if e.metadata.get("rule") else "a dbt test")
             rows = e.metadata.get("failing_rows") or e.metadata.get("dagster_dbt/failed_row_count")
             count = f", {rows.value} failing row(s)" if rows is not None else ""
-            _print(f"BLOCKED {e.asset_key.to_user_string()}: check {e.check_name} (rule {rule}){count}")
+            _print(f"BLOCKED {e.asset_key.to_user_string()}: check {e.check_name} ({rule}){count}")
         _print(f"nothing published; the previous analyst database stays in place. Results: "
                f"{settings.runs_dir / run_id / 'data_quality.json'}")
         return 1

@@ -46,7 +46,7 @@ cohorts as (
 strata as (
     select cohort, 'Overall' as stratum, * exclude (cohort) from cohorts
     union all
-    select cohort, rand_arm as stratum, * exclude (cohort) from cohorts where rand_arm is not null
+    select cohort, rand_arm as stratum, * exclude (cohort) from cohorts where is_randomized
 ),
 
 groups as (

@@ -3,6 +3,7 @@
 
 import dagster as dg
 
+from expectations.checks import CheckResult
 from expectations.runner import all_checks
 from orchestration.defs.resources import WRITER_POOL, WarehouseResource, progress
 from orchestration.steps.publish import PUBLISHED_MARTS, publish
@@ -29,7 +30,9 @@ def analytics_database(context: dg.AssetExecutionContext, warehouse: WarehouseRe
         names = [f.check_name for f in failed] + [f"{m} (did not run)" for m in missing]
         raise dg.Failure(description="blocking checks failed: " + ", ".join(names))
     build = warehouse.read_run_json(run_id, "build.json")
-    path = publish(settings, run_id, results, int(build.get("event_store_position", 0)), build.get("as_of"))
+    dbt_tests = [CheckResult(**t) for t in warehouse.read_run_json(run_id, "dbt_tests.json").get("tests", [])]
+    path = publish(settings, run_id, results + dbt_tests, int(build.get("event_store_position", 0)),
+                   build.get("as_of"))
     write_data_quality_json(settings, run_id, results, published=True)
     progress(f"publish: {path}")
     return dg.MaterializeResult(metadata={"path": str(path), "checks": len(results)})

@@ -49,6 +49,32 @@ def alliance_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, 
     warehouse.write_run_json(context.run_id, "build.json", {"event_store_position": position, "as_of": None})
     variables = dbt_vars(settings, warehouse.profile(), max_seq=position)
     progress(f"build: dbt over the event store up to position {position}")
+    settings.build_path.unlink(missing_ok=True)  # every build starts from a fresh encrypted file
     with build_env_applied(settings):
-        yield from dbt.cli(["build", "--vars", json.dumps(variables)], context=context).stream()
+        invocation = dbt.cli(["build", "--vars", json.dumps(variables)], context=context)
+        yield from invocation.stream()
+    warehouse.write_run_json(context.run.run_id, "dbt_tests.json", {"tests": dbt_test_results(invocation)})
     progress("build: models built and dbt tests passed")
+
+
+def dbt_test_results(invocation) -> list[dict]:
+    """dbt's data and unit tests of this build, as data_quality rows (names and counts only)."""
+    try:
+        results = invocation.get_artifact("run_results.json").get("results", [])
+    except Exception:  # no artifact: the tests are still enforced by dbt's exit status
+        return []
+    out = []
+    for r in results:
+        uid = r.get("unique_id", "")
+        if not uid.startswith(("test.", "unit_test.")):
+            continue
+        kind = "dbt unit test" if uid.startswith("unit_test.") else "dbt data test"
+        out.append({
+            "check_name": uid.split(".", 2)[-1],
+            "rule": kind,
+            "severity": "blocking",
+            "passed": r.get("status") == "pass",
+            "failing_rows": int(r.get("failures") or 0),
+            "detail": f"{kind}: {r.get('status')}",
+        })
+    return sorted(out, key=lambda d: d["check_name"])
