@@ -20,6 +20,9 @@ with held as (
     where kind = 'identifier' and value is not null and length(trim(value)) >= 3
     union
     select distinct lower(record_id) from {{ ref('int_participants_projected') }}
+    -- a surname that is also a dictionary label (White, Black) is not a leak in a labelled column
+    except
+    select lower(label) from {{ ref('int_choice_labels') }}
 ),
 
 cells as (
