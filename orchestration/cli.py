@@ -256,6 +256,22 @@ def cmd_rotate_key(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lock(args: argparse.Namespace) -> int:
+    from orchestration.steps.asof import Blocked
+    from orchestration.steps.lock import lock_database
+
+    settings = load_settings()
+    try:
+        path = lock_database(settings, args.as_of, args.name)
+    except Blocked as blocked:
+        for f in blocked.failed:
+            _print(f"BLOCKED check {f.check_name} ({f.rule}), {f.failing_rows} failing row(s)")
+        _print("no lock was written")
+        return 1
+    _print(f"locked {path} (manifest beside it)")
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     return run_pipeline()
 
@@ -275,6 +291,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--out", required=True)
     g.set_defaults(func=cmd_generate)
     sub.add_parser("status", help="what has been ingested, quarantined and published").set_defaults(func=cmd_status)
+    lk = sub.add_parser("lock", help="the database lock: a frozen analyst database as of TS")
+    lk.add_argument("--as-of", required=True)
+    lk.add_argument("--name", required=True)
+    lk.set_defaults(func=cmd_lock)
     sub.add_parser("rotate-key", help="re-encrypt the vault under a new secret (ALLIANCE_NEW_SECRET_KEY, "
                    "or a new key file)").set_defaults(func=cmd_rotate_key)
     a = sub.add_parser("accept", help="apply a snapshot held back as suspect")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -95,3 +96,27 @@ def dbt_vars(settings: Settings, profile: StudyProfile, max_seq: int | None, as_
         "site_tz": settings.site_tz,
         "profile": profile.dbt_vars(),
     }
+
+
+def run_dbt_build(settings: Settings, variables: dict[str, Any], build_path: Path, work_dir: Path) -> None:
+    """`dbt build` outside Dagster (extracts, locks): into ``build_path``, encrypted like the nightly build."""
+    env = {**os.environ, **build_environment(settings), "ALLIANCE_BUILD_DB": str(build_path)}
+    work_dir.mkdir(parents=True, exist_ok=True)
+    log = work_dir / "dbt.log"
+    with log.open("w", encoding="utf-8") as fh:
+        proc = subprocess.run(
+            [dbt_executable(), "build", "--vars", json.dumps(variables), "--project-dir", str(DBT_PROJECT_DIR),
+             "--profiles-dir", str(DBT_PROJECT_DIR), "--target-path", str(work_dir / "target"),
+             "--log-path", str(work_dir)],
+            env=env, cwd=DBT_PROJECT_DIR, stdout=fh, stderr=subprocess.STDOUT,
+        )
+    if proc.returncode != 0:
+        failed = [line.strip() for line in log.read_text(encoding="utf-8").splitlines()
+                  if " ERROR " in line or line.strip().startswith(("Failure in", "Runtime Error", "Compilation Error"))]
+        raise BuildFailed(failed[:10] or ["dbt build failed (see " + str(log) + ")"])
+
+
+class BuildFailed(Exception):
+    def __init__(self, lines: list[str]):
+        super().__init__("; ".join(lines))
+        self.lines = lines

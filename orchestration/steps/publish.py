@@ -53,7 +53,8 @@ def data_cut(conn: duckdb.DuckDBPyConnection) -> datetime | None:
 
 
 def publish(settings: Settings, run_id: str, results: list[CheckResult], position: int,
-            as_of: str | None = None, target: Path | None = None) -> Path:
+            as_of: str | None = None, target: Path | None = None, build_path: Path | None = None,
+            built_at: datetime | None = None) -> Path:
     """Write a new analyst database and atomically replace the published one."""
     target = target or settings.analytics_path
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -62,7 +63,7 @@ def publish(settings: Settings, run_id: str, results: list[CheckResult], positio
         leftover.unlink(missing_ok=True)
     conn = secure_connection()
     try:
-        attach_encrypted(conn, settings.build_path, "build", settings.build_key, read_only=True)
+        attach_encrypted(conn, build_path or settings.build_path, "build", settings.build_key, read_only=True)
         conn.execute(f"ATTACH {sql_str(str(tmp))} AS out")
         for mart, key in PUBLISHED_MARTS.items():
             conn.execute(f"create table out.main.{mart} as select * from build.main.{mart} order by {key}")
@@ -79,7 +80,7 @@ def publish(settings: Settings, run_id: str, results: list[CheckResult], positio
             """create table out.main.build_info as
                select ?::timestamptz as built_at, ?::timestamptz as data_cut, ?::bigint as event_store_position,
                       ?::timestamptz as as_of, ? as code_version""",
-            [datetime.now(UTC), cut, position, as_of, code_version()],
+            [built_at or datetime.now(UTC), cut, position, as_of, code_version()],
         )
         conn.execute("detach out")
     finally:

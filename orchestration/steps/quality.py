@@ -11,10 +11,11 @@ from ingestion.settings import Settings
 from ingestion.vault import attach_encrypted, secure_connection
 
 
-def run_guard_checks(settings: Settings, checks: list[Check] | None = None) -> list[CheckResult]:
+def run_guard_checks(settings: Settings, checks: list[Check] | None = None,
+                     build_path: Path | None = None) -> list[CheckResult]:
     conn = secure_connection()
     try:
-        attach_encrypted(conn, settings.build_path, "build", settings.build_key, read_only=True)
+        attach_encrypted(conn, build_path or settings.build_path, "build", settings.build_key, read_only=True)
         conn.execute("use build")
         return run_checks(conn, checks if checks is not None else all_checks())
     finally:
