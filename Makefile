@@ -40,7 +40,7 @@ dev: install
 	$(BIN)/dg dev
 
 docs: install
-	cd dbt_project && ../$(BIN)/dbt docs generate --static && echo "open dbt_project/target/static_index.html"
+	$(BIN)/alliance-wh docs
 
 # Re-pin the stack (needs the registry); commit the new requirements.lock.
 lock:

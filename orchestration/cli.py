@@ -256,6 +256,60 @@ def cmd_rotate_key(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_docs(args: argparse.Namespace) -> int:
+    """Generate the dbt documentation site (offline, one static HTML file)."""
+    import subprocess
+    import tempfile
+
+    from ingestion.profile import load_profile
+    from orchestration.steps.dbt_setup import DBT_PROJECT_DIR, build_environment, dbt_executable, dbt_vars
+
+    settings = load_settings()
+    if not settings.vault_path.exists():
+        raise ConfigError("run `alliance-wh run` (or `make demo`) first: the docs describe the built project")
+    target = DBT_PROJECT_DIR / "target" / "docs"
+    with tempfile.TemporaryDirectory(dir=settings.build_dir if settings.build_dir.exists() else None) as tmp:
+        env = {**os.environ, **build_environment(settings), "ALLIANCE_BUILD_DB": str(Path(tmp) / "docs.duckdb")}
+        variables = dbt_vars(settings, load_profile(settings.study_profile), max_seq=None)
+        proc = subprocess.run(
+            [dbt_executable(), "docs", "generate", "--static", "--vars", json.dumps(variables),
+             "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
+             "--target-path", str(target), "--log-path", tmp],
+            env=env, cwd=DBT_PROJECT_DIR, capture_output=True, text=True,
+        )
+    if proc.returncode != 0:
+        _print("dbt docs generate failed: " + (proc.stdout + proc.stderr).strip().splitlines()[-1][:300])
+        return 1
+    _print(f"documentation: open {target / 'static_index.html'} in a browser (one self-contained file)")
+    return 0
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    from orchestration.steps.asof import Blocked
+    from orchestration.steps.extract import replay_extract, write_extract
+
+    settings = load_settings()
+    if bool(args.as_of) == bool(args.replay):
+        raise ConfigError("give either --as-of TS or --replay MANIFEST")
+    try:
+        if args.replay:
+            folder = replay_extract(settings, Path(args.replay))
+        else:
+            folder = write_extract(settings, args.as_of, args.audience)
+    except Blocked as blocked:
+        for f in blocked.failed:
+            _print(f"BLOCKED check {f.check_name} ({f.rule}), {f.failing_rows} failing row(s)")
+        _print("no extract was written")
+        return 1
+    manifest = _read_json(folder / "manifest.json")
+    _print(f"extract written to {folder} ({len(manifest.get('files', {}))} file(s) and manifest.json)")
+    if "identical_to_original" in manifest:
+        same = manifest["identical_to_original"]
+        _print(f"replay {'identical to the original, byte for byte' if same else 'DIFFERS from the original'}"
+               f"; participants erased since: {manifest.get('participants_erased_since', 0)}")
+    return 0
+
+
 def cmd_lock(args: argparse.Namespace) -> int:
     from orchestration.steps.asof import Blocked
     from orchestration.steps.lock import lock_database
@@ -291,6 +345,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--out", required=True)
     g.set_defaults(func=cmd_generate)
     sub.add_parser("status", help="what has been ingested, quarantined and published").set_defaults(func=cmd_status)
+    sub.add_parser("docs", help="generate the dbt documentation site (offline)").set_defaults(func=cmd_docs)
+    ex = sub.add_parser("extract", help="funder extracts as of a moment (or replay one from its manifest)")
+    ex.add_argument("--as-of")
+    ex.add_argument("--audience", default="funder", choices=["funder", "public"])
+    ex.add_argument("--replay")
+    ex.set_defaults(func=cmd_extract)
     lk = sub.add_parser("lock", help="the database lock: a frozen analyst database as of TS")
     lk.add_argument("--as-of", required=True)
     lk.add_argument("--name", required=True)
