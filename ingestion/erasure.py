@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -29,7 +28,7 @@ import polars as pl
 
 from ingestion.settings import Settings
 from ingestion.store import ensure_schema
-from ingestion.vault import attach_encrypted, open_vault, secure_connection
+from ingestion.vault import attach_encrypted, copy_vault, open_vault, replace_vault
 
 ERASED_REASON = ("the participant withdrew all data: the row is not ingested "
                  "(remove it from the source export)")
@@ -203,21 +202,7 @@ def erase_withdrawn(settings: Settings) -> ErasureReport:
 
 def rewrite_vault(settings: Settings) -> None:
     """Copy the vault into a fresh encrypted file and replace it, leaving no deleted blocks behind."""
-    fresh = settings.vault_path.with_name(".vault.rewrite.duckdb")
-    for leftover in (fresh, fresh.with_name(fresh.name + ".wal")):
-        leftover.unlink(missing_ok=True)
-    conn = secure_connection()
-    try:
-        attach_encrypted(conn, settings.vault_path, "old", settings.vault_key, read_only=True)
-        attach_encrypted(conn, fresh, "fresh", settings.vault_key)
-        conn.execute("copy from database old to fresh")
-        conn.execute("detach fresh")
-        conn.execute("detach old")
-    finally:
-        conn.close()
-    os.chmod(fresh, 0o600)
-    os.replace(fresh, settings.vault_path)
-    settings.vault_path.with_name(settings.vault_path.name + ".wal").unlink(missing_ok=True)
+    replace_vault(settings, copy_vault(settings, settings.vault_key))
 
 
 def landing_files_holding_erased(settings: Settings, conn: duckdb.DuckDBPyConnection) -> list[str]:

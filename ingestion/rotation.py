@@ -15,7 +15,7 @@ import os
 import secrets
 
 from ingestion.settings import KEY_FILE_NAME, ConfigError, Settings
-from ingestion.vault import attach_encrypted, open_vault, participant_hash_key, secure_connection, writer_lock
+from ingestion.vault import copy_vault, open_vault, participant_hash_key, replace_vault, writer_lock
 
 
 def rotate_key(settings: Settings, new_secret: str | None) -> str:
@@ -36,17 +36,7 @@ def rotate_key(settings: Settings, new_secret: str | None) -> str:
         participant_hash_key(conn, settings, create=True)
         conn.execute("checkpoint")
         conn.close()
-        fresh = settings.vault_path.with_name(".vault.rotate.duckdb")
-        fresh.unlink(missing_ok=True)
-        conn = secure_connection()
-        try:
-            attach_encrypted(conn, settings.vault_path, "old", settings.vault_key, read_only=True)
-            attach_encrypted(conn, fresh, "fresh", new.vault_key)
-            conn.execute("copy from database old to fresh")
-            conn.execute("detach fresh")
-        finally:
-            conn.close()
-        os.chmod(fresh, 0o600)
+        fresh = copy_vault(settings, new.vault_key)
         key_file = settings.warehouse_dir / KEY_FILE_NAME
         if using_file:
             staged = key_file.with_name(KEY_FILE_NAME + ".next")
@@ -54,10 +44,9 @@ def rotate_key(settings: Settings, new_secret: str | None) -> str:
             with os.fdopen(fd, "w", encoding="ascii") as fh:
                 fh.write(new_secret + "\n")
             os.replace(key_file, key_file.with_name(KEY_FILE_NAME + ".previous"))
-            os.replace(fresh, settings.vault_path)
+            replace_vault(settings, fresh)
             os.replace(staged, key_file)
         else:
-            os.replace(fresh, settings.vault_path)
-        settings.vault_path.with_name(settings.vault_path.name + ".wal").unlink(missing_ok=True)
+            replace_vault(settings, fresh)
         settings.build_path.unlink(missing_ok=True)
     return str(key_file) if using_file else "ALLIANCE_NEW_SECRET_KEY (now set ALLIANCE_SECRET_KEY to it)"

@@ -138,3 +138,30 @@ def writer_lock(settings: Settings) -> Iterator[None]:
         with contextlib.suppress(OSError):
             fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
+
+
+def copy_vault(settings: Settings, new_key: str) -> Path:
+    """Copy the vault, table by table, into a fresh file encrypted with ``new_key`` (owner-only).
+
+    A fresh file holds none of the blocks that deleted rows leave behind. The
+    caller renames it over the vault.
+    """
+    fresh = settings.vault_path.with_name(".vault.fresh.duckdb")
+    for leftover in (fresh, fresh.with_name(fresh.name + ".wal")):
+        leftover.unlink(missing_ok=True)
+    conn = secure_connection()
+    try:
+        attach_encrypted(conn, settings.vault_path, "old", settings.vault_key, read_only=True)
+        attach_encrypted(conn, fresh, "fresh", new_key)
+        conn.execute("copy from database old to fresh")
+        conn.execute("detach fresh")
+        conn.execute("detach old")
+    finally:
+        conn.close()
+    os.chmod(fresh, 0o600)
+    return fresh
+
+
+def replace_vault(settings: Settings, fresh: Path) -> None:
+    os.replace(fresh, settings.vault_path)
+    settings.vault_path.with_name(settings.vault_path.name + ".wal").unlink(missing_ok=True)

@@ -284,6 +284,13 @@ def cmd_docs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _blocked(blocked, outcome: str) -> int:
+    for f in blocked.failed:
+        _print(f"BLOCKED check {f.check_name} ({f.rule}), {f.failing_rows} failing row(s)")
+    _print(outcome)
+    return 1
+
+
 def cmd_extract(args: argparse.Namespace) -> int:
     from orchestration.steps.asof import Blocked
     from orchestration.steps.extract import replay_extract, write_extract
@@ -297,10 +304,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
         else:
             folder = write_extract(settings, args.as_of, args.audience)
     except Blocked as blocked:
-        for f in blocked.failed:
-            _print(f"BLOCKED check {f.check_name} ({f.rule}), {f.failing_rows} failing row(s)")
-        _print("no extract was written")
-        return 1
+        return _blocked(blocked, "no extract was written")
     manifest = _read_json(folder / "manifest.json")
     _print(f"extract written to {folder} ({len(manifest.get('files', {}))} file(s) and manifest.json)")
     if "identical_to_original" in manifest:
@@ -318,10 +322,7 @@ def cmd_lock(args: argparse.Namespace) -> int:
     try:
         path = lock_database(settings, args.as_of, args.name)
     except Blocked as blocked:
-        for f in blocked.failed:
-            _print(f"BLOCKED check {f.check_name} ({f.rule}), {f.failing_rows} failing row(s)")
-        _print("no lock was written")
-        return 1
+        return _blocked(blocked, "no lock was written")
     _print(f"locked {path} (manifest beside it)")
     return 0
 
