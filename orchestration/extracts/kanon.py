@@ -52,9 +52,12 @@ def age_band_expr(col: str = "age") -> pl.Expr:
     lo = (a // 10 * 10).cast(pl.Utf8)
     hi = (a // 10 * 10 + 9).cast(pl.Utf8)
     return (
-        pl.when(a.is_null() | (a < 18)).then(pl.lit(None, dtype=pl.Utf8))
-        .when(a >= 90).then(pl.lit("90+"))
-        .when(a < 30).then(pl.lit("18-29"))
+        pl.when(a.is_null() | (a < 18))
+        .then(pl.lit(None, dtype=pl.Utf8))
+        .when(a >= 90)
+        .then(pl.lit("90+"))
+        .when(a < 30)
+        .then(pl.lit("18-29"))
         .otherwise(pl.concat_str([lo, pl.lit("-"), hi]))
         .alias("age_band")
     )
@@ -106,6 +109,7 @@ def k_anonymize(
     keep = [i for i in range(len(records)) if i not in bad]
     altered = sum(1 for i in keep if records[i] != original[i])
     out = df.with_row_index("__row").filter(pl.col("__row").is_in(keep)).drop("__row")
+
     def dtype(q):
         dt = df.schema[q]
         return pl.Utf8 if isinstance(dt, pl.Categorical | pl.Enum) or dt in (pl.Categorical, pl.Enum) else dt

@@ -111,7 +111,11 @@ def nih_with_totals(grid: pl.DataFrame) -> pl.DataFrame:
 
     rows = [{"ethnicity": e, "race": r, "sex": s, "n": cells[(e, r, s)]} for (e, r, s) in nih_cells()]
     for e, r, s in nih_total_cells():
-        keys = [c for c in nih_cells() if (e == TOTAL or c[0] == e) and (r == TOTAL or c[1] == r) and (s == TOTAL or c[2] == s)]
+        keys = [
+            c
+            for c in nih_cells()
+            if (e == TOTAL or c[0] == e) and (r == TOTAL or c[1] == r) and (s == TOTAL or c[2] == s)
+        ]
         rows.append({"ethnicity": e, "race": r, "sex": s, "n": total(keys)})
     return pl.DataFrame(rows, schema=GRID_SCHEMA)
 

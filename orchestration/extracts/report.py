@@ -31,8 +31,6 @@ from .tables import ARMS, KM_DAYS
 
 DASH = "\u2014"
 COLORS = {"SBCM": "#1b6ca8", "MI": "#c2410c", "Standard": "#3f7d20", "All": "#555555"}
-ARM_NAMES = {"SBCM": "Strengths-based case management", "MI": "Motivational interviewing",
-             "Standard": "Standard referral", "All": "All arms"}
 
 
 @dataclass
@@ -47,7 +45,7 @@ class ReportContext:
     alliance_by_session: pl.DataFrame | None = None
     min_cell: int = 10
     suppressed_counts: Mapping[str, int] = field(default_factory=dict)
-    title: str = "Engagement interventions trial \u2014 funder extract"
+    title: str | None = None  # default: "Engagement interventions trial — <audience> extract"
     code_version: str | None = None
     event_store_position: str | int | None = None
 
@@ -90,7 +88,9 @@ def _box(x, y, w, h, lines: Sequence[str], cls: str = "box") -> str:
     out = [f'<rect class="{cls}" x="{_f(x)}" y="{_f(y)}" width="{_f(w)}" height="{_f(h)}" rx="4"/>']
     for i, line in enumerate(lines):
         weight = ' font-weight="600"' if i == 0 else ""
-        out.append(f'<text x="{_f(x + 8)}" y="{_f(y + 18 + 16 * i)}" font-size="12"{weight}>{_e(line)}</text>')
+        out.append(
+            f'<text x="{_f(x + 8)}" y="{_f(y + 18 + 16 * i)}" font-size="12"{weight}>{_e(line)}</text>'
+        )
     return "\n".join(out)
 
 
@@ -108,33 +108,45 @@ def consort_svg(consort: pl.DataFrame, arms: Sequence[str] = ARMS) -> str:
     assessed = _consort_n(consort, "assessed")
     randomized = _consort_n(consort, "randomized")
     excl = consort.filter(pl.col("stage") == "excluded")
-    excl_lines = [f"{r} ({_n_text(n)})" for r, n in zip(excl["reason"].to_list(), excl["n"].to_list(), strict=True)]
+    excl_lines = [
+        f"{r} ({_n_text(n)})" for r, n in zip(excl["reason"].to_list(), excl["n"].to_list(), strict=True)
+    ]
     if assessed is not None and randomized is not None:
         excl_total = assessed - randomized
     elif excl.height and excl["n"].null_count() == 0:
         excl_total = int(excl["n"].sum())
     else:
         excl_total = None
-    parts = ['<defs><marker id="arrowhead" markerWidth="10" markerHeight="7" refX="9" refY="3.5" orient="auto">'
-             '<polygon points="0 0, 10 3.5, 0 7" fill="#333"/></marker></defs>']
+    parts = [
+        '<defs><marker id="arrowhead" markerWidth="10" markerHeight="7" refX="9" refY="3.5" orient="auto">'
+        '<polygon points="0 0, 10 3.5, 0 7" fill="#333"/></marker></defs>'
+    ]
     cx = width / 2
     top_w, top_h = 300, 44
     parts.append(_box(cx - top_w / 2, 10, top_w, top_h, ["Assessed for eligibility", _n_text(assessed)]))
     ex_h = 28 + 16 * max(1, len(excl_lines))
     ex_x, ex_y = cx + 60, 74
-    parts.append(_box(ex_x, ex_y, width - ex_x - 10, ex_h, [f"Excluded ({_n_text(excl_total)})", *excl_lines]))
+    parts.append(
+        _box(ex_x, ex_y, width - ex_x - 10, ex_h, [f"Excluded ({_n_text(excl_total)})", *excl_lines])
+    )
     rand_y = ex_y + ex_h + 30
-    parts.append(f'<line class="arrow" x1="{_f(cx)}" y1="{_f(10 + top_h)}" x2="{_f(cx)}" y2="{_f(rand_y)}" '
-                 'marker-end="url(#arrowhead)"/>')
+    parts.append(
+        f'<line class="arrow" x1="{_f(cx)}" y1="{_f(10 + top_h)}" x2="{_f(cx)}" y2="{_f(rand_y)}" '
+        'marker-end="url(#arrowhead)"/>'
+    )
     parts.append(_arrow(cx, ex_y + ex_h / 2, ex_x, ex_y + ex_h / 2))
     parts.append(_box(cx - top_w / 2, rand_y, top_w, top_h, ["Randomized", _n_text(randomized)]))
     branch_y = rand_y + top_h + 20
     x0 = (width - (len(arms) * colw + (len(arms) - 1) * gap)) / 2
     centers = [x0 + i * (colw + gap) + colw / 2 for i in range(len(arms))]
-    parts.append(f'<line class="arrow" x1="{_f(cx)}" y1="{_f(rand_y + top_h)}" x2="{_f(cx)}" y2="{_f(branch_y)}"/>')
+    parts.append(
+        f'<line class="arrow" x1="{_f(cx)}" y1="{_f(rand_y + top_h)}" x2="{_f(cx)}" y2="{_f(branch_y)}"/>'
+    )
     if centers:
-        parts.append(f'<line class="arrow" x1="{_f(centers[0])}" y1="{_f(branch_y)}" x2="{_f(centers[-1])}" '
-                     f'y2="{_f(branch_y)}"/>')
+        parts.append(
+            f'<line class="arrow" x1="{_f(centers[0])}" y1="{_f(branch_y)}" x2="{_f(centers[-1])}" '
+            f'y2="{_f(branch_y)}"/>'
+        )
     bh = 44
     y_stages = [branch_y + 30, branch_y + 30 + bh + 30, branch_y + 30 + 2 * (bh + 30) + 0, 0]
     y_stages[3] = y_stages[2] + 60 + 30
@@ -150,21 +162,39 @@ def consort_svg(consort: pl.DataFrame, arms: Sequence[str] = ARMS) -> str:
         parts.append(_arrow(c, y_stages[0] + bh, c, y_stages[1]))
         parts.append(_box(x, y_stages[1], colw, bh, ["Received intervention", _n_text(recv)]))
         parts.append(_arrow(c, y_stages[1] + bh, c, y_stages[2]))
-        parts.append(_box(x, y_stages[2], colw, 60, ["Follow-up", f"Lost to follow-up ({_n_text(lost)})",
-                                                     f"Withdrew ({_n_text(withdrew)})"]))
+        parts.append(
+            _box(
+                x,
+                y_stages[2],
+                colw,
+                60,
+                ["Follow-up", f"Lost to follow-up ({_n_text(lost)})", f"Withdrew ({_n_text(withdrew)})"],
+            )
+        )
         parts.append(_arrow(c, y_stages[2] + 60, c, y_stages[3]))
         parts.append(_box(x, y_stages[3], colw, bh, ["Analysed", _n_text(analysed)]))
     height = y_stages[3] + bh + 10
-    return (f'<svg class="consort" role="img" aria-label="CONSORT flow diagram" width="{width}" height="{_f(height)}" '
-            f'viewBox="0 0 {width} {_f(height)}">\n' + "\n".join(parts) + "\n</svg>")
+    return (
+        f'<svg class="consort" role="img" aria-label="CONSORT flow diagram" width="{width}" height="{_f(height)}" '
+        f'viewBox="0 0 {width} {_f(height)}">\n' + "\n".join(parts) + "\n</svg>"
+    )
 
 
 # ------------------------------------------------------------------ charts
 
 
 class _Axes:
-    def __init__(self, width=760, height=380, left=60, right=170, top=20, bottom=50,
-                 x_range=(0.0, 1.0), y_range=(0.0, 1.0)):
+    def __init__(
+        self,
+        width=760,
+        height=380,
+        left=60,
+        right=170,
+        top=20,
+        bottom=50,
+        x_range=(0.0, 1.0),
+        y_range=(0.0, 1.0),
+    ):
         self.width, self.height = width, height
         self.left, self.right, self.top, self.bottom = left, right, top, bottom
         self.x0, self.x1 = x_range
@@ -180,20 +210,30 @@ class _Axes:
 
     def frame(self, xticks, yticks, xlabel: str, ylabel: str, yfmt) -> list[str]:
         px0, px1, py0, py1 = self.x(self.x0), self.x(self.x1), self.y(self.y0), self.y(self.y1)
-        out = [f'<line class="axis" x1="{_f(px0)}" y1="{_f(py0)}" x2="{_f(px1)}" y2="{_f(py0)}"/>',
-               f'<line class="axis" x1="{_f(px0)}" y1="{_f(py0)}" x2="{_f(px0)}" y2="{_f(py1)}"/>']
+        out = [
+            f'<line class="axis" x1="{_f(px0)}" y1="{_f(py0)}" x2="{_f(px1)}" y2="{_f(py0)}"/>',
+            f'<line class="axis" x1="{_f(px0)}" y1="{_f(py0)}" x2="{_f(px0)}" y2="{_f(py1)}"/>',
+        ]
         for t in xticks:
             px = self.x(t)
             out.append(f'<line class="tick" x1="{_f(px)}" y1="{_f(py0)}" x2="{_f(px)}" y2="{_f(py0 + 5)}"/>')
-            out.append(f'<text x="{_f(px)}" y="{_f(py0 + 18)}" font-size="11" text-anchor="middle">{_num(t)}</text>')
+            out.append(
+                f'<text x="{_f(px)}" y="{_f(py0 + 18)}" font-size="11" text-anchor="middle">{_num(t)}</text>'
+            )
         for t in yticks:
             py = self.y(t)
             out.append(f'<line class="grid" x1="{_f(px0)}" y1="{_f(py)}" x2="{_f(px1)}" y2="{_f(py)}"/>')
-            out.append(f'<text x="{_f(px0 - 6)}" y="{_f(py + 4)}" font-size="11" text-anchor="end">{yfmt(t)}</text>')
-        out.append(f'<text x="{_f((px0 + px1) / 2)}" y="{_f(self.height - 10)}" font-size="12" '
-                   f'text-anchor="middle">{_e(xlabel)}</text>')
-        out.append(f'<text x="14" y="{_f((py0 + py1) / 2)}" font-size="12" text-anchor="middle" '
-                   f'transform="rotate(-90 14 {_f((py0 + py1) / 2)})">{_e(ylabel)}</text>')
+            out.append(
+                f'<text x="{_f(px0 - 6)}" y="{_f(py + 4)}" font-size="11" text-anchor="end">{yfmt(t)}</text>'
+            )
+        out.append(
+            f'<text x="{_f((px0 + px1) / 2)}" y="{_f(self.height - 10)}" font-size="12" '
+            f'text-anchor="middle">{_e(xlabel)}</text>'
+        )
+        out.append(
+            f'<text x="14" y="{_f((py0 + py1) / 2)}" font-size="12" text-anchor="middle" '
+            f'transform="rotate(-90 14 {_f((py0 + py1) / 2)})">{_e(ylabel)}</text>'
+        )
         return out
 
     def legend(self, items: Sequence[tuple[str, str]]) -> list[str]:
@@ -201,14 +241,18 @@ class _Axes:
         out = []
         for i, (label, color) in enumerate(items):
             y = self.top + 10 + 20 * i
-            out.append(f'<line x1="{_f(lx)}" y1="{_f(y)}" x2="{_f(lx + 24)}" y2="{_f(y)}" stroke="{color}" '
-                       'stroke-width="3"/>')
+            out.append(
+                f'<line x1="{_f(lx)}" y1="{_f(y)}" x2="{_f(lx + 24)}" y2="{_f(y)}" stroke="{color}" '
+                'stroke-width="3"/>'
+            )
             out.append(f'<text x="{_f(lx + 30)}" y="{_f(y + 4)}" font-size="12">{_e(label)}</text>')
         return out
 
     def svg(self, cls: str, label: str, body: list[str]) -> str:
-        return (f'<svg class="{cls}" role="img" aria-label="{_e(label)}" width="{self.width}" height="{self.height}" '
-                f'viewBox="0 0 {self.width} {self.height}">\n' + "\n".join(body) + "\n</svg>")
+        return (
+            f'<svg class="{cls}" role="img" aria-label="{_e(label)}" width="{self.width}" height="{self.height}" '
+            f'viewBox="0 0 {self.width} {self.height}">\n' + "\n".join(body) + "\n</svg>"
+        )
 
 
 def _nice_day_max(tmax: float) -> int:
@@ -219,12 +263,19 @@ def km_svg(curves: Mapping[str, pl.DataFrame]) -> str:
     """Kaplan-Meier step curves by arm, with axes, legend and dashed marks at 30/60/90 days."""
     tmax = max((float(c["t"].max()) for c in curves.values() if c.height), default=90.0)
     ax = _Axes(x_range=(0.0, float(_nice_day_max(tmax))), y_range=(0.0, 1.0))
-    body = ax.frame(list(range(0, int(ax.x1) + 1, 30)), [0, 0.25, 0.5, 0.75, 1.0],
-                    "Days since admission", "Still in treatment", lambda v: f"{v:.2f}")
+    body = ax.frame(
+        list(range(0, int(ax.x1) + 1, 30)),
+        [0, 0.25, 0.5, 0.75, 1.0],
+        "Days since admission",
+        "Still in treatment",
+        lambda v: f"{v:.2f}",
+    )
     for d in KM_DAYS:
         if d <= ax.x1:
-            body.append(f'<line class="mark" x1="{_f(ax.x(d))}" y1="{_f(ax.y(0))}" x2="{_f(ax.x(d))}" '
-                        f'y2="{_f(ax.y(1))}"/>')
+            body.append(
+                f'<line class="mark" x1="{_f(ax.x(d))}" y1="{_f(ax.y(0))}" x2="{_f(ax.x(d))}" '
+                f'y2="{_f(ax.y(1))}"/>'
+            )
     legend = []
     for arm, curve in curves.items():
         color = COLORS.get(arm, "#000")
@@ -235,8 +286,10 @@ def km_svg(curves: Mapping[str, pl.DataFrame]) -> str:
             if s != s_prev:
                 pts.append(f"V{_f(ax.y(s))}")
                 s_prev = s
-        body.append(f'<path class="km" data-arm="{_e(arm)}" d="{" ".join(pts)}" fill="none" stroke="{color}" '
-                    'stroke-width="2"/>')
+        body.append(
+            f'<path class="km" data-arm="{_e(arm)}" d="{" ".join(pts)}" fill="none" stroke="{color}" '
+            'stroke-width="2"/>'
+        )
         legend.append((f"{arm} (n = {curve['at_risk'][0] if curve.height else 0})", color))
     body += ax.legend(legend)
     return ax.svg("km", "Kaplan-Meier retention in treatment by arm", body)
@@ -245,24 +298,35 @@ def km_svg(curves: Mapping[str, pl.DataFrame]) -> str:
 def km_points_svg(retention_by_arm: pl.DataFrame) -> str:
     """Published KM estimates at 30/60/90 days (with limits) by arm; arms with suppressed estimates left out."""
     ax = _Axes(x_range=(0.0, 90.0), y_range=(0.0, 1.0))
-    body = ax.frame([0, 30, 60, 90], [0, 0.25, 0.5, 0.75, 1.0], "Days since admission", "Still in treatment",
-                    lambda v: f"{v:.2f}")
+    body = ax.frame(
+        [0, 30, 60, 90],
+        [0, 0.25, 0.5, 0.75, 1.0],
+        "Days since admission",
+        "Still in treatment",
+        lambda v: f"{v:.2f}",
+    )
     legend = []
     for i, row in enumerate(retention_by_arm.iter_rows(named=True)):
         arm = row["arm"]
+        if arm == "All":
+            continue
         pts = [(0.0, 1.0)] + [(float(d), row.get(f"km_{d}")) for d in KM_DAYS]
         pts = [(d, s) for d, s in pts if s is not None]
         if len(pts) < 2:
             continue
         color = COLORS.get(arm, "#000")
         off = (i - 1.5) * 1.2
-        body.append(f'<polyline class="km" data-arm="{_e(arm)}" fill="none" stroke="{color}" stroke-width="2" '
-                    f'points="{" ".join(f"{_f(ax.x(d))},{_f(ax.y(s))}" for d, s in pts)}"/>')
+        body.append(
+            f'<polyline class="km" data-arm="{_e(arm)}" fill="none" stroke="{color}" stroke-width="2" '
+            f'points="{" ".join(f"{_f(ax.x(d))},{_f(ax.y(s))}" for d, s in pts)}"/>'
+        )
         for d in KM_DAYS:
             lo, hi = row.get(f"km_{d}_lcl"), row.get(f"km_{d}_ucl")
             if lo is not None and hi is not None:
-                body.append(f'<line x1="{_f(ax.x(d) + off)}" y1="{_f(ax.y(lo))}" x2="{_f(ax.x(d) + off)}" '
-                            f'y2="{_f(ax.y(hi))}" stroke="{color}" stroke-width="1.5"/>')
+                body.append(
+                    f'<line x1="{_f(ax.x(d) + off)}" y1="{_f(ax.y(lo))}" x2="{_f(ax.x(d) + off)}" '
+                    f'y2="{_f(ax.y(hi))}" stroke="{color}" stroke-width="1.5"/>'
+                )
         legend.append((arm, color))
     body += ax.legend(legend)
     return ax.svg("km", "Kaplan-Meier retention in treatment by arm at 30, 60 and 90 days", body)
@@ -272,24 +336,36 @@ def alliance_svg(alliance: pl.DataFrame) -> str:
     """Mean client alliance total by session number, one line per arm."""
     if alliance.height == 0:
         ax = _Axes(x_range=(1, 5), y_range=(0, 1))
-        return ax.svg("alliance", "Mean client alliance by session (no data)",
-                      ax.frame([1, 2, 3, 4, 5], [], "Session number", "Mean client total", _num))
+        return ax.svg(
+            "alliance",
+            "Mean client alliance by session (no data)",
+            ax.frame([1, 2, 3, 4, 5], [], "Session number", "Mean client total", _num),
+        )
     sessions = sorted(set(alliance["session_number"].to_list()))
     lo, hi = float(alliance["mean_total"].min()), float(alliance["mean_total"].max())
     step = _nice_step((hi - lo) or 1.0)
     y0, y1 = math.floor(lo / step) * step - step, math.ceil(hi / step) * step + step
     ax = _Axes(x_range=(min(sessions) - 0.5, max(sessions) + 0.5), y_range=(y0, y1))
     yticks = [y0 + i * step for i in range(int(round((y1 - y0) / step)) + 1)]
-    body = ax.frame(sessions, yticks, "Session number", "Mean client total",
-                    lambda v: _num(round(v, 6)) if isinstance(v, float) else _num(v))
+    body = ax.frame(
+        sessions,
+        yticks,
+        "Session number",
+        "Mean client total",
+        lambda v: _num(round(v, 6)) if isinstance(v, float) else _num(v),
+    )
     legend = []
-    arms = [a for a in (*ARMS, *sorted(set(alliance["arm"].to_list()) - set(ARMS))) if a in set(alliance["arm"])]
+    arms = [
+        a for a in (*ARMS, *sorted(set(alliance["arm"].to_list()) - set(ARMS))) if a in set(alliance["arm"])
+    ]
     for arm in arms:
         g = alliance.filter(pl.col("arm") == arm).sort("session_number")
         color = COLORS.get(arm, "#000")
         pts = list(zip(g["session_number"].to_list(), g["mean_total"].to_list(), strict=True))
-        body.append(f'<polyline class="alliance-line" data-arm="{_e(arm)}" fill="none" stroke="{color}" '
-                    f'stroke-width="2" points="{" ".join(f"{_f(ax.x(s))},{_f(ax.y(v))}" for s, v in pts)}"/>')
+        body.append(
+            f'<polyline class="alliance-line" data-arm="{_e(arm)}" fill="none" stroke="{color}" '
+            f'stroke-width="2" points="{" ".join(f"{_f(ax.x(s))},{_f(ax.y(v))}" for s, v in pts)}"/>'
+        )
         for s, v in pts:
             body.append(f'<circle cx="{_f(ax.x(s))}" cy="{_f(ax.y(v))}" r="3.5" fill="{color}"/>')
         legend.append((arm, color))
@@ -322,13 +398,23 @@ def _table(df: pl.DataFrame, labels: Mapping[str, str], places: Mapping[str, int
 
 
 ENGAGEMENT_LABELS = {
-    "arm": "Arm", "randomized": "Randomized", "attended_any_n": "Attended any session (n)",
-    "attended_any_pct": "(%)", "sessions_attended_mean": "Sessions attended (mean)",
-    "linked_n": "Linked to treatment (n)", "linked_pct": "(%)", "iet_initiation_n": "IET initiation (n)",
-    "iet_initiation_pct": "(%)", "iet_engagement_n": "IET engagement (n)", "iet_engagement_pct": "(%)",
+    "arm": "Arm",
+    "randomized": "Randomized",
+    "attended_any_n": "Attended any session (n)",
+    "attended_any_pct": "(%)",
+    "sessions_attended_mean": "Sessions attended (mean)",
+    "linked_n": "Linked to treatment (n)",
+    "linked_pct": "(%)",
+    "iet_initiation_n": "IET initiation (n)",
+    "iet_initiation_pct": "(%)",
+    "iet_engagement_n": "IET engagement (n)",
+    "iet_engagement_pct": "(%)",
 }
 RETENTION_LABELS = {
-    "arm": "Arm", "admitted": "Admitted", "dropped_out_n": "Dropped out (n)", "dropped_out_pct": "(%)",
+    "arm": "Arm",
+    "admitted": "Admitted",
+    "dropped_out_n": "Dropped out (n)",
+    "dropped_out_pct": "(%)",
     "median_days_in_treatment": "Median days in treatment (KM)",
     **{f"km_{d}": f"S({d} d)" for d in KM_DAYS},
     **{f"km_{d}_lcl": "95% lower" for d in KM_DAYS},
@@ -349,8 +435,15 @@ def nih_table_html(grid: pl.DataFrame) -> str:
         for v in row[1:]:
             cells.append(f'<td class="{"supp" if v is None else "num"}">{_num(v)}</td>')
         rows.append(f"<tr{cls}>" + "".join(cells) + "</tr>")
-    return ('<table class="nih">\n<thead><tr>' + "".join(head1) + "</tr><tr>" + "".join(head2) +
-            "</tr></thead>\n<tbody>\n" + "\n".join(rows) + "\n</tbody>\n</table>")
+    return (
+        '<table class="nih">\n<thead><tr>'
+        + "".join(head1)
+        + "</tr><tr>"
+        + "".join(head2)
+        + "</tr></thead>\n<tbody>\n"
+        + "\n".join(rows)
+        + "\n</tbody>\n</table>"
+    )
 
 
 CSS = """
@@ -378,14 +471,19 @@ def report_html(context: ReportContext | Mapping) -> str:
     """The report as an HTML string (see module docstring); ``context`` a ReportContext or a mapping of its fields."""
     c = _ctx(context)
     public = c.audience == "public"
+    title = c.title or f"Engagement interventions trial \u2014 {c.audience} extract"
     if public:
-        rule = (f"Public audience: every count from 1 to {c.min_cell} inclusive is suppressed, together with "
-                "complementary cells chosen so that no suppressed count can be recovered from any total or from "
-                "another table of this extract; a rate or estimate computed from a suppressed count is suppressed "
-                "with it.")
+        rule = (
+            f"Public audience: every count from 1 to {c.min_cell} inclusive is suppressed, together with "
+            "complementary cells chosen so that no suppressed count can be recovered from any total or from "
+            "another table of this extract; a rate or estimate computed from a suppressed count is suppressed "
+            "with it."
+        )
     else:
-        rule = ("Funder audience: true counts in every aggregate, as the funder's reporting rules require; "
-                "no small-cell suppression is applied.")
+        rule = (
+            "Funder audience: true counts in every aggregate, as the funder's reporting rules require; "
+            "no small-cell suppression is applied."
+        )
     meta = [f"Data as of {_e(c.as_of)}", f"Audience: {_e(c.audience)}"]
     if c.event_store_position is not None:
         meta.append(f"Event-store position {_e(c.event_store_position)}")
@@ -395,23 +493,33 @@ def report_html(context: ReportContext | Mapping) -> str:
     if c.suppressed_counts:
         items = ", ".join(f"{_e(k)}: {int(v)}" for k, v in c.suppressed_counts.items())
         supp_note = f"<p>Cells suppressed per file: {items}.</p>"
-    foot = (f'<p class="foot">{DASH} suppressed (a count from 1 to {c.min_cell}, a complementary cell, or a value '
-            f"computed from one), or not estimable (a rate with no denominator, a Kaplan-Meier estimate beyond "
-            f"follow-up).</p>" if public else
-            f'<p class="foot">{DASH} not estimable: a rate with no denominator, a Kaplan-Meier median never '
-            "reached or an estimate beyond follow-up, a confidence limit where the estimate is 1 or 0.</p>")
+    foot = (
+        f'<p class="foot">{DASH} suppressed (a count from 1 to {c.min_cell}, a complementary cell, or a value '
+        f"computed from one), or not estimable (a rate with no denominator, a Kaplan-Meier estimate beyond "
+        f"follow-up).</p>"
+        if public
+        else f'<p class="foot">{DASH} not estimable: a rate with no denominator, a Kaplan-Meier median never '
+        "reached or an estimate beyond follow-up, a confidence limit where the estimate is 1 or 0.</p>"
+    )
     if public:
         km_part = km_points_svg(c.retention_by_arm)
-        km_caption = ("Kaplan-Meier probability of still being in treatment at 30, 60 and 90 days by arm, with 95% "
-                      "confidence limits (Greenwood, log-log); published estimates only.")
+        km_caption = (
+            "Kaplan-Meier probability of still being in treatment at 30, 60 and 90 days by arm, with 95% "
+            "confidence limits (Greenwood, log-log); published estimates only."
+        )
     else:
         curves = {a: cv for a, cv in c.km_curves.items() if a != "All"}
         km_part = km_svg(curves)
-        km_caption = ("Kaplan-Meier estimate of time in treatment by arm: admission to the first discharge of any "
-                      "reason; still in treatment at the data cut or a withdrawal date is censored. Dashed lines "
-                      "at 30, 60 and 90 days.")
-    alliance = c.alliance_by_session if c.alliance_by_session is not None else pl.DataFrame(
-        schema={"arm": pl.Utf8, "session_number": pl.Int64, "mean_total": pl.Float64})
+        km_caption = (
+            "Kaplan-Meier estimate of time in treatment by arm: admission to the first discharge of any "
+            "reason; still in treatment at the data cut or a withdrawal date is censored. Dashed lines "
+            "at 30, 60 and 90 days."
+        )
+    alliance = (
+        c.alliance_by_session
+        if c.alliance_by_session is not None
+        else pl.DataFrame(schema={"arm": pl.Utf8, "session_number": pl.Int64, "mean_total": pl.Float64})
+    )
     pct = {k: 1 for k in ENGAGEMENT_LABELS if k.endswith("_pct")}
     eng_places = {**pct, "sessions_attended_mean": 2}
     ret_places = {"dropped_out_pct": 1, **{k: 4 for k in RETENTION_LABELS if k.startswith("km_")}}
@@ -420,11 +528,11 @@ def report_html(context: ReportContext | Mapping) -> str:
         '<html lang="en">',
         "<head>",
         '<meta charset="utf-8">',
-        f"<title>{_e(c.title)} \u2014 as of {_e(c.as_of)} ({_e(c.audience)})</title>",
+        f"<title>{_e(title)} \u2014 as of {_e(c.as_of)} ({_e(c.audience)})</title>",
         f"<style>{CSS}</style>",
         "</head>",
         "<body>",
-        f"<h1>{_e(c.title)}</h1>",
+        f"<h1>{_e(title)}</h1>",
         '<p class="meta">' + " \u00b7 ".join(meta) + "</p>",
         f'<div class="rule"><p><strong>Disclosure rule.</strong> {_e(rule)}</p>{supp_note}</div>',
         "<h2>Participant flow (CONSORT)</h2>",

@@ -265,7 +265,9 @@ NIH_TOTALS = "nih_totals"
 NIH_KEYS = ("ethnicity", "race", "sex")
 
 
-def arm_total_relations(table: CountTable, columns: Sequence[str], arms=ARMS, total=ALL, key_col="arm") -> list[Relation]:
+def arm_total_relations(
+    table: CountTable, columns: Sequence[str], arms=ARMS, total=ALL, key_col="arm"
+) -> list[Relation]:
     """``All`` row = sum of the arm rows, per count column (table keyed by ``arm`` alone)."""
     if table.keys != (key_col,):
         raise ValueError(f"{table.name} must be keyed by {key_col} alone")
@@ -274,7 +276,11 @@ def arm_total_relations(table: CountTable, columns: Sequence[str], arms=ARMS, to
         return []
     parts = [a for a in arms if a in present]
     return [
-        Relation(table.cell(total, c), tuple(table.cell(a, c) for a in parts), name=f"{table.name}.{c}: {total}=sum(arms)")
+        Relation(
+            table.cell(total, c),
+            tuple(table.cell(a, c) for a in parts),
+            name=f"{table.name}.{c}: {total}=sum(arms)",
+        )
         for c in columns
     ]
 
@@ -292,16 +298,31 @@ def consort_relations(consort: CountTable, arms=ARMS) -> list[Relation]:
     randomized = ("randomized", ALL, None)
     excluded = sorted((k for k in keys if k[0] == "excluded"), key=lambda k: str(k[2]))
     if assessed in keys and randomized in keys:
-        rels.append(Relation(consort.cell(assessed, "n"), tuple(consort.cell(k, "n") for k in [*excluded, randomized]),
-                             name="assessed = excluded + randomized"))
+        rels.append(
+            Relation(
+                consort.cell(assessed, "n"),
+                tuple(consort.cell(k, "n") for k in [*excluded, randomized]),
+                name="assessed = excluded + randomized",
+            )
+        )
     allocated = [("allocated", a, None) for a in arms if ("allocated", a, None) in keys]
     if randomized in keys and allocated:
-        rels.append(Relation(consort.cell(randomized, "n"), tuple(consort.cell(k, "n") for k in allocated),
-                             name="randomized = sum(allocated)"))
+        rels.append(
+            Relation(
+                consort.cell(randomized, "n"),
+                tuple(consort.cell(k, "n") for k in allocated),
+                name="randomized = sum(allocated)",
+            )
+        )
     std_alloc, std_recv = ("allocated", "Standard", None), ("received_intervention", "Standard", None)
     if std_alloc in keys and std_recv in keys:
-        rels.append(Relation(consort.cell(std_alloc, "n"), (consort.cell(std_recv, "n"),),
-                             name="Standard: received = allocated"))
+        rels.append(
+            Relation(
+                consort.cell(std_alloc, "n"),
+                (consort.cell(std_recv, "n"),),
+                name="Standard: received = allocated",
+            )
+        )
     return rels
 
 
@@ -315,14 +336,26 @@ def nih_relations(nih: CountTable) -> list[Relation]:
 
     rels = []
     for r in nihmod.RACES:
-        rels.append(Relation(c(T, r, T), tuple(c(e, r, s) for e in nihmod.ETHNICITIES for s in nihmod.SEXES),
-                             name=f"NIH total {r}"))
+        rels.append(
+            Relation(
+                c(T, r, T),
+                tuple(c(e, r, s) for e in nihmod.ETHNICITIES for s in nihmod.SEXES),
+                name=f"NIH total {r}",
+            )
+        )
     for e in nihmod.ETHNICITIES:
         for s in nihmod.SEXES:
-            rels.append(Relation(c(e, T, s), tuple(c(e, r, s) for r in nihmod.RACES), name=f"NIH total {e}/{s}"))
+            rels.append(
+                Relation(c(e, T, s), tuple(c(e, r, s) for r in nihmod.RACES), name=f"NIH total {e}/{s}")
+            )
     rels.append(Relation(c(T, T, T), tuple(c(T, r, T) for r in nihmod.RACES), name="NIH grand total by race"))
-    rels.append(Relation(c(T, T, T), tuple(c(e, T, s) for e in nihmod.ETHNICITIES for s in nihmod.SEXES),
-                         name="NIH grand total by ethnicity x sex"))
+    rels.append(
+        Relation(
+            c(T, T, T),
+            tuple(c(e, T, s) for e in nihmod.ETHNICITIES for s in nihmod.SEXES),
+            name="NIH grand total by ethnicity x sex",
+        )
+    )
     return rels
 
 
@@ -369,13 +402,22 @@ def extract_tables(
         ekeys = set(eng.df["arm"].to_list())
         for a in ARMS:
             if ("analysed", a, None) in ckeys and a in ekeys:
-                rels.append(Relation(eng.cell(a, "randomized"), (consort.cell(("analysed", a, None), "n"),),
-                                     name=f"randomized({a}) = analysed({a})"))
+                rels.append(
+                    Relation(
+                        eng.cell(a, "randomized"),
+                        (consort.cell(("analysed", a, None), "n"),),
+                        name=f"randomized({a}) = analysed({a})",
+                    )
+                )
         if nih is not None and ALL in ekeys and ("excluded", ALL, "Not randomized") in ckeys:
             T = nihmod.TOTAL
-            rels.append(Relation(nih.cell((T, T, T), "n"),
-                                 (eng.cell(ALL, "randomized"), consort.cell(("excluded", ALL, "Not randomized"), "n")),
-                                 name="NIH total = randomized(All) + not randomized"))
+            rels.append(
+                Relation(
+                    nih.cell((T, T, T), "n"),
+                    (eng.cell(ALL, "randomized"), consort.cell(("excluded", ALL, "Not randomized"), "n")),
+                    name="NIH total = randomized(All) + not randomized",
+                )
+            )
     return tables, rels
 
 
@@ -402,6 +444,6 @@ def suppress_extract(
         total_mask = (pl.col("ethnicity") == nihmod.TOTAL) | (pl.col("race") == nihmod.TOTAL)
         out[NIH] = full.filter(~total_mask)
         out[NIH_TOTALS] = full.filter(total_mask)
-        counts[NIH_TOTALS] = out[NIH_TOTALS]["n"].null_count() - 0
+        counts[NIH_TOTALS] = out[NIH_TOTALS]["n"].null_count()
         counts[NIH] = out[NIH]["n"].null_count()
     return out, counts

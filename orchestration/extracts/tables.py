@@ -52,7 +52,7 @@ RETENTION_SCHEMA = {
     "admitted": pl.Int64,
     "dropped_out_n": pl.Int64,
     "dropped_out_pct": pl.Float64,
-    "median_days_in_treatment": pl.Float64,
+    "median_days_in_treatment": pl.Int64,
     **{f"km_{d}{suffix}": pl.Float64 for d in KM_DAYS for suffix in ("", "_lcl", "_ucl")},
 }
 
@@ -108,7 +108,7 @@ def engagement_by_arm(engagement: pl.DataFrame, arms=ARMS) -> pl.DataFrame:
 def _km_fields(times: list, events: list, days=KM_DAYS, inclusive: bool = True, z: float = Z95) -> dict:
     out: dict = {}
     median = km_median_exact(times, events) if times else None
-    out["median_days_in_treatment"] = None if median is None else float(median)
+    out["median_days_in_treatment"] = None if median is None else int(median)
     for d in days:
         at = d - 1 if inclusive else d
         s, lcl, ucl = km_point(times, events, at, z) if times else (None, None, None)
@@ -118,13 +118,16 @@ def _km_fields(times: list, events: list, days=KM_DAYS, inclusive: bool = True, 
     return out
 
 
-def retention_by_arm(retention: pl.DataFrame, arms=ARMS, inclusive: bool = True, z: float = Z95) -> pl.DataFrame:
+def retention_by_arm(
+    retention: pl.DataFrame, arms=ARMS, inclusive: bool = True, z: float = Z95
+) -> pl.DataFrame:
     """Per arm and ``All``: admitted, dropped out, KM median days in treatment and KM at 30/60/90 days.
 
     ``retention`` is the analyst table (columns arm, days_in_treatment,
     censored, dropped_out). The event is a discharge of any reason
     (``censored`` false); the median is the first time with S(t) <= 0.5
-    (null if never); ``dropped_out_pct`` has ``admitted`` as denominator.
+    (null if never; whole days, as days_in_treatment are); ``dropped_out_pct`` has
+    ``admitted`` as denominator.
     """
     rows = []
     for arm, g in _groups(retention, arms):
@@ -133,8 +136,15 @@ def retention_by_arm(retention: pl.DataFrame, arms=ARMS, inclusive: bool = True,
         k = _true_count(g["dropped_out"])
         times = g["days_in_treatment"].to_list()
         events = [not bool(c) for c in g["censored"].fill_null(False).to_list()]
-        rows.append({"arm": arm, "admitted": n, "dropped_out_n": k, "dropped_out_pct": pct(k, n),
-                     **_km_fields(times, events, inclusive=inclusive, z=z)})
+        rows.append(
+            {
+                "arm": arm,
+                "admitted": n,
+                "dropped_out_n": k,
+                "dropped_out_pct": pct(k, n),
+                **_km_fields(times, events, inclusive=inclusive, z=z),
+            }
+        )
     return pl.DataFrame(rows, schema=RETENTION_SCHEMA).select(list(RETENTION_SCHEMA))
 
 
@@ -160,8 +170,11 @@ def alliance_by_session(
     """
     arms_map = arm_of.select("participant_key", "arm").unique(subset=["participant_key"], keep="first")
     df = (
-        alliance_scores.filter((pl.col("respondent") == respondent) & pl.col("total").is_not_null()
-                               & pl.col("session_number").is_not_null())
+        alliance_scores.filter(
+            (pl.col("respondent") == respondent)
+            & pl.col("total").is_not_null()
+            & pl.col("session_number").is_not_null()
+        )
         .join(arms_map, on="participant_key", how="inner")
         .filter(pl.col("arm").is_in(list(arms)))
     )
@@ -175,5 +188,6 @@ def alliance_by_session(
             total = sum(Fraction(str(v)) if isinstance(v, float) else Fraction(v) for v in vals)
             mean = float(round_fraction(total / len(vals), 2))
             rows.append({"arm": arm, "session_number": int(sn), "n": len(vals), "mean_total": mean})
-    return pl.DataFrame(rows, schema={"arm": pl.Utf8, "session_number": pl.Int64, "n": pl.Int64,
-                                      "mean_total": pl.Float64})
+    return pl.DataFrame(
+        rows, schema={"arm": pl.Utf8, "session_number": pl.Int64, "n": pl.Int64, "mean_total": pl.Float64}
+    )

@@ -40,7 +40,13 @@ def workbook_bytes(
     """The workbook, one sheet per DataFrame (header row bold, frozen); ``notes`` adds a first ``Notes`` sheet."""
     buf = io.BytesIO()
     wb = xlsxwriter.Workbook(
-        buf, {"in_memory": True, "strings_to_numbers": False, "strings_to_formulas": False, "strings_to_urls": False}
+        buf,
+        {
+            "in_memory": True,
+            "strings_to_numbers": False,
+            "strings_to_formulas": False,
+            "strings_to_urls": False,
+        },
     )
     wb.set_properties({"title": title, "author": "", "company": "", "created": FIXED_CREATED})
     wb.set_calc_mode("auto")
