@@ -8,7 +8,7 @@ import dagster as dg
 
 nightly_build = dg.define_asset_job(
     "nightly_build",
-    selection=dg.AssetSelection.all(),
+    selection=dg.AssetSelection.all() - dg.AssetSelection.groups("extracts"),
     description="Ingest what has landed, build, check, publish.",
 )
 
