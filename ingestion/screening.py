@@ -557,6 +557,8 @@ def _screen(conn: duckdb.DuckDBPyConnection) -> None:
                                              schema={"key": pl.Utf8, "cls": pl.Utf8}))
     _register(conn, "not_surnames", _keys(NOT_SURNAMES | set(MONTH_NAMES) | TITLES))
     _register(conn, "titles", _keys(TITLES))
+    _register(conn, "titles_capitalised", _keys(TITLES_CAPITALISED_ONLY))
+    _register(conn, "brand_possessives", _keys(BRAND_POSSESSIVES))
     _register(conn, "place_prefixes", _keys(PLACE_PREFIXES))
     _register(conn, "abbreviations", _keys(ABBREVIATIONS))
     conn.execute(
@@ -603,7 +605,7 @@ def _screen(conn: duckdb.DuckDBPyConnection) -> None:
                 or (p1 in ('”', '’', '''', ')', ']') and p2 in ('.', '!', '?'))) as sentence_start,
                -- after a personal title or kin word (Dr. Patel, my cousin Dre)
                coalesce((lower(p1) in (select key from titles)
-                         and (lower(p1) not in ('miss', 'ex', 'boss', 'son') or regexp_matches(p1, '^\\p{Lu}')))
+                         and (lower(p1) not in (select key from titles_capitalised) or regexp_matches(p1, '^\\p{Lu}')))
                         or (p1 = '.' and lower(p2) in (select key from titles)), false) as after_title,
                coalesce(lower(p1) in (select key from place_prefixes)
                         or (p1 = '.' and lower(p2) in (select key from place_prefixes)), false) as after_place_prefix,
@@ -791,8 +793,7 @@ def _screen(conn: duckdb.DuckDBPyConnection) -> None:
           and w.key not in (select key from exempt_names)
           and w.key not in (select token from held_tokens)
           and not w.after_place_prefix
-          and not (w.key in ('wendy', 'denny', 'dillard', 'kohl', 'macy', 'arby', 'carl', 'hardee')
-                   and regexp_matches(w.word, '[''’]s$'))
+          and not (w.key in (select key from brand_possessives) and regexp_matches(w.word, '[''’]s$'))
           and (
               -- any capitalised word after a personal title or kin word: Dr. Patel, Officer Ramirez, my cousin Dre
               (w.after_title and w.key not in (select key from not_surnames) and length(w.key) >= 2)

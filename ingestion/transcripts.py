@@ -305,7 +305,7 @@ def _parse_project(xml: bytes, warnings: list[str]) -> Element:
         root = SafeET.fromstring(xml, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except DefusedXmlException:
         raise _fail("unsafe_xml") from None
-    except (ParseError, ValueError, UnicodeError):
+    except (ParseError, ValueError, UnicodeError, LookupError):  # LookupError: an unknown encoding name
         raise _fail("bad_xml") from None
     if _local(root.tag) != "Project":
         raise _fail("not_a_qda_project")
