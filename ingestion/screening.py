@@ -720,20 +720,24 @@ def _screen(conn: duckdb.DuckDBPyConnection) -> None:
             select distinct regexp_replace(value, '[^0-9]', '', 'g') as digits from held_values
             where role = 'phone' and length(regexp_replace(value, '[^0-9]', '', 'g')) >= 7
         )
+        -- equi-joins only (set-based at any number of participants): last 10 digits, or a 7-digit local number
         select distinct d.unit_id, 'held_phone' from digits d join held_phone h
-            on (length(d.digits) >= 10 and right(d.digits, 10) = right(h.digits, 10))
-            or (length(d.digits) = 7 and d.digits = right(h.digits, 7))
+            on length(d.digits) >= 10 and right(d.digits, 10) = right(h.digits, 10)
         union
-        select distinct t.unit_id, 'held_email' from texts t join held_values v
-            on v.role = 'email' and v.value like '%@%'
-           and (contains(lower(t.text), lower(v.value))
-                or contains(regexp_replace(regexp_replace(regexp_replace(lower(t.text),
-                        '\\s+(?:dot|period)\\s+', '.', 'g'), '\\s+(?:at)\\s+', '@', 'g'), '\\s+underscore\\s+', '_', 'g'),
-                            lower(v.value)))
+        select distinct d.unit_id, 'held_phone' from digits d join held_phone h
+            on length(d.digits) = 7 and d.digits = right(h.digits, 7)
         union
-        select distinct t.unit_id, 'held_zip' from texts t join held_values v
-            on v.role = 'zip' and regexp_matches(v.value, '^\\d{5}')
-           and regexp_matches(t.text, '\\b' || left(v.value, 5) || '\\b')
+        select distinct e.unit_id, 'held_email'
+        from (select unit_id, unnest(regexp_extract_all(
+                  regexp_replace(regexp_replace(regexp_replace(lower(text),
+                      '\\s+(?:dot|period)\\s+', '.', 'g'), '\\s+(?:at)\\s+', '@', 'g'), '\\s+underscore\\s+', '_', 'g'),
+                  '[a-z0-9._%+-]+@[a-z0-9.-]+\\.[a-z]{2,}')) as email from texts) e
+        join (select distinct lower(trim(value)) as email from held_values where role = 'email') v using (email)
+        union
+        select distinct z.unit_id, 'held_zip'
+        from (select unit_id, unnest(regexp_extract_all(text, '\\b\\d{5}\\b')) as zip from texts) z
+        join (select distinct left(trim(value), 5) as zip from held_values
+              where role = 'zip' and regexp_matches(value, '^\\s*\\d{5}')) v using (zip)
         """
     )
     # dates of birth: every full date written in a unit, read as ISO dates (a loop over distinct strings)
@@ -761,6 +765,13 @@ def _screen(conn: duckdb.DuckDBPyConnection) -> None:
         )
     # addresses: one alternation of every held address's written forms
     addresses = [v for (v,) in conn.execute("select distinct value from held_values where role = 'address'").fetchall()]
+    # only addresses whose words all occur in some unit can match: a set filter keeps the regex small
+    text_words = {w for (w,) in conn.execute(
+        "select distinct lower(unnest(regexp_extract_all(text, '[A-Za-z0-9]+'))) from identified.transcript_units"
+    ).fetchall()}
+    addresses = [v for v in addresses
+                 if {w for w in re.findall(r"[a-z0-9]+", re.split(r"[\n,]", v.strip().lower())[0])
+                     if not w.isdigit() and w not in _ABBR_TO_ALT} & text_words]
     forms = sorted({rx for v in addresses for rx in _address_regexes(v)})
     if forms:
         conn.execute(
