@@ -67,3 +67,30 @@ CHECKS = [
                             "a published unit the identifier screening held back"),
     ),
 ]
+
+
+def rule_5_checks(k: int) -> list[Check]:
+    """Rule 5, over a participant-level extract (tables `level` and `shared` registered by the caller)."""
+    from expectations.suites import values_between
+
+    return [
+        Check(
+            name="consent_rule_5_only_consent_share",
+            area="consent",
+            rule="consent rule 5: participant-level rows only of participants with consent_share = 1",
+            severity=BLOCKING,
+            asset="funder_extract",
+            query="select share_id in (select share_id from shared) as shared from level",
+            suite=values_in_set("consent_rule_5_share", "shared", [True],
+                                "a participant-level row of someone without consent to share"),
+        ),
+        Check(
+            name="consent_rule_5_k_anonymity",
+            area="consent",
+            rule=f"consent rule 5: every age band x sex x race x ethnicity combination occurs at least {k} times",
+            severity=BLOCKING,
+            asset="funder_extract",
+            query="select count(*) as n from level group by age_band, sex, race, ethnicity",
+            suite=values_between("consent_rule_5_k", "n", k, None, "a combination rarer than k"),
+        ),
+    ]

@@ -71,3 +71,22 @@ def test_every_guard_suite_fails_on_bad_data():
     results = run_checks(conn, [dataclasses.replace(checks[n], query=q) for n, q in bad_frames.items()])
     assert [r.check_name for r in results if r.passed] == []
     assert all(r.failing_rows == 1 for r in results)
+
+
+def test_rule_5_blocks_unshared_rows_and_rare_combinations():
+    import polars as pl
+
+    from expectations.consent import rule_5_checks
+
+    conn = duckdb.connect()
+    level = pl.DataFrame({"share_id": ["a", "b", "c", "d"], "age_band": ["30-39"] * 4, "sex": ["Male"] * 3 + ["Female"],
+                          "race": ["White"] * 4, "ethnicity": ["Not Hispanic or Latino"] * 4})
+    conn.register("level", level)
+    conn.register("shared", pl.DataFrame({"share_id": ["a", "b", "c", "d"]}))
+    assert all(r.passed for r in run_checks(conn, rule_5_checks(1)))
+    results = {r.check_name: r for r in run_checks(conn, rule_5_checks(2))}
+    assert not results["consent_rule_5_k_anonymity"].passed and results["consent_rule_5_only_consent_share"].passed
+    conn.register("shared", pl.DataFrame({"share_id": ["a", "b", "c"]}))
+    results = {r.check_name: r for r in run_checks(conn, rule_5_checks(1))}
+    assert not results["consent_rule_5_only_consent_share"].passed
+    assert results["consent_rule_5_only_consent_share"].failing_rows == 1

@@ -67,6 +67,10 @@ def read_tables(settings: Settings, build: AsOfBuild) -> dict[str, pl.DataFrame]
             "participants", "engagement", "retention", "alliance_scores", "alliance_trajectory", "consort_flow",
             "table1")}
         tables["participant_level"] = participant_level(conn)
+        tables["shared_ids"] = conn.execute(
+            """select share_id(record_id) as share_id from build.main.int_participants_projected
+               where is_consented and not is_erased and consent_share"""
+        ).pl()
         tables["alliance_by_session"] = conn.execute(
             """select e.arm, s.session_number, count(*) as surveys, avg(s.total) as mean_total
                from build.main.alliance_scores s join build.main.engagement e using (participant_key)
@@ -115,6 +119,25 @@ def participant_level(conn: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     ).pl()
 
 
+def guard_participant_level(data: bytes, shared: pl.DataFrame, k: int) -> None:
+    """Consent rule 5 on the file as written: only consent_share participants, k-anonymous. Blocks."""
+    from expectations.checks import BLOCKING
+    from expectations.consent import rule_5_checks
+    from expectations.runner import run_checks
+    from orchestration.steps.asof import Blocked
+
+    conn = duckdb.connect()
+    try:
+        conn.register("level", pl.read_csv(io.BytesIO(data), infer_schema=False))
+        conn.register("shared", shared)
+        results = run_checks(conn, rule_5_checks(k))
+    finally:
+        conn.close()
+    failed = [r for r in results if r.severity == BLOCKING and not r.passed]
+    if failed:
+        raise Blocked(failed)
+
+
 def package_versions() -> dict[str, str]:
     out = {}
     for name in PACKAGES:
@@ -153,6 +176,8 @@ def write_extract(settings: Settings, as_of_text: str, audience: str, position: 
         build.cleanup()
     files, facts = extract_files(tables, audience=audience, as_of=as_of, min_cell=settings.min_cell,
                                  k_anon=settings.k_anon)
+    if "participant_level.csv" in files:
+        guard_participant_level(files["participant_level.csv"], tables["shared_ids"], settings.k_anon)
     manifest = {
         "as_of": as_of.isoformat(),
         "audience": audience,
