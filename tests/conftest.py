@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 from pathlib import Path
 
@@ -37,3 +39,24 @@ def land(settings, source: str, name: str, content: bytes | str | Path) -> Path:
     else:
         path.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
     return path
+
+
+@contextlib.contextmanager
+def warehouse_env(tmp: Path, secret: str, **extra: str):
+    """ALLIANCE_* variables for a warehouse in ``tmp`` (other settings at their defaults), restored after."""
+    env = {"ALLIANCE_LANDING_DIR": str(tmp / "landing"), "ALLIANCE_WAREHOUSE_DIR": str(tmp / "warehouse"),
+           "ALLIANCE_SECRET_KEY": secret, **extra}
+    cleared = [k for k in ("ALLIANCE_SITE_TZ", "ALLIANCE_STUDY_PROFILE", "ALLIANCE_MIN_CELL", "ALLIANCE_K_ANON")
+               if k not in env]
+    saved = {k: os.environ.get(k) for k in (*env, *cleared)}
+    os.environ.update(env)
+    for k in cleared:
+        os.environ.pop(k, None)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

@@ -38,3 +38,17 @@ def export(rows: list[dict], line_ending: str = "\n", bom: bool = False, encodin
     w.writerows(rows)
     data = buf.getvalue().encode(encoding)
     return (b"\xef\xbb\xbf" + data) if bom else data
+
+
+# Every column of an export of the contract's full intake project (the generator's dictionary).
+FULL_INTAKE_COLUMNS = [
+    "record_id", "redcap_data_access_group", "first_name", "last_name", "dob", "phone", "street_address", "zip",
+    "email", "assessment_date", "age", "sex", "ethnicity", "race___1", "race___2", "race___3", "race___4",
+    "race___5", "race___6", "education", "marital_status", "homeless", "employed", "drug_of_choice",
+    "sud_diagnosis", "psychotic_disorder", "alcohol_only", "cooccurring___1", "cooccurring___2", "cooccurring___3",
+    "cooccurring___4", "cooccurring___5", "cooccurring___6", "prior_tx_episodes", "last_tx_date",
+    "court_referred", "asam_level", "referral_program", "staff_notes", "intake_assessment_complete",
+    "consent_date", "consent_version", "consent_audio", "consent_share", "decline_reason", "consent_complete",
+    "rand_arm", "rand_date", "randomization_complete", "withdrawn", "withdrawal_date", "withdrawal_scope",
+    "lost_to_followup", "study_status_complete",
+]

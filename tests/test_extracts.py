@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 
 import polars as pl
 import pytest
+from conftest import warehouse_env
 
 from ingestion.synth import generate_study
 from orchestration.cli import main, run_pipeline
@@ -21,11 +21,7 @@ AS_OF = "2025-12-04T23:59:00"
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("extracts")
-    env = {"ALLIANCE_LANDING_DIR": str(tmp / "landing"), "ALLIANCE_WAREHOUSE_DIR": str(tmp / "warehouse"),
-           "ALLIANCE_SECRET_KEY": "extract-test-secret-123456", "ALLIANCE_MIN_CELL": "10", "ALLIANCE_K_ANON": "5"}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
+    with warehouse_env(tmp, "extract-test-secret-123456", ALLIANCE_MIN_CELL="10", ALLIANCE_K_ANON="5"):
         generate_study(tmp / "nights", 400, nights=2, seed=5)
         shutil.copytree(tmp / "nights" / "night-01", tmp / "landing")
         assert run_pipeline(quiet=True) == 0
@@ -35,12 +31,6 @@ def study(tmp_path_factory):
         assert main(["extract", "--as-of", AS_OF]) == 0
         assert main(["extract", "--as-of", AS_OF, "--audience", "public"]) == 0
         yield settings, tmp
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def folder(settings, audience, suffix=""):

@@ -39,13 +39,14 @@ import hmac
 import io
 import json
 import math
-import os
 import shutil
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
 import pytest
+from conftest import warehouse_env
+from intake_rows import FULL_INTAKE_COLUMNS
 
 from orchestration.cli import run_pipeline
 
@@ -64,17 +65,7 @@ CONSENTED = RANDOMIZED + [I]
 # ------------------------------------------------------------------------------------------------
 # intake: one REDCap raw export (all the dictionary's columns, in dictionary order)
 # ------------------------------------------------------------------------------------------------
-INTAKE_COLUMNS = [
-    "record_id", "redcap_data_access_group", "first_name", "last_name", "dob", "phone", "street_address", "zip",
-    "email", "assessment_date", "age", "sex", "ethnicity", "race___1", "race___2", "race___3", "race___4",
-    "race___5", "race___6", "education", "marital_status", "homeless", "employed", "drug_of_choice",
-    "sud_diagnosis", "psychotic_disorder", "alcohol_only", "cooccurring___1", "cooccurring___2", "cooccurring___3",
-    "cooccurring___4", "cooccurring___5", "cooccurring___6", "prior_tx_episodes", "last_tx_date",
-    "court_referred", "asam_level", "referral_program", "staff_notes", "intake_assessment_complete",
-    "consent_date", "consent_version", "consent_audio", "consent_share", "decline_reason", "consent_complete",
-    "rand_arm", "rand_date", "randomization_complete", "withdrawn", "withdrawal_date", "withdrawal_scope",
-    "lost_to_followup", "study_status_complete",
-]
+INTAKE_COLUMNS = FULL_INTAKE_COLUMNS
 
 # Real names (identifiers). Unusual on purpose: the transcript screening must find J's surname.
 NAMES = {
@@ -449,14 +440,7 @@ class Published:
 @pytest.fixture(scope="module")
 def pub(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("fixture_study")
-    env = {"ALLIANCE_LANDING_DIR": str(tmp / "landing"), "ALLIANCE_WAREHOUSE_DIR": str(tmp / "warehouse"),
-           "ALLIANCE_SECRET_KEY": SECRET}
-    cleared = ("ALLIANCE_SITE_TZ", "ALLIANCE_STUDY_PROFILE", "ALLIANCE_MIN_CELL", "ALLIANCE_K_ANON")
-    saved = {k: os.environ.get(k) for k in (*env, *cleared)}
-    os.environ.update(env)
-    for k in cleared:
-        os.environ.pop(k, None)
-    try:
+    with warehouse_env(tmp, SECRET):
         write_landing(tmp / "landing")
         from ingestion.settings import load_settings
 
@@ -465,12 +449,6 @@ def pub(tmp_path_factory):
         published = Published(settings, code)
         yield published
         published.conn.close()
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 # ================================================================================================

@@ -15,6 +15,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pytest
+from conftest import warehouse_env
 
 from ingestion.synth import generate_study
 from orchestration.cli import run_pipeline
@@ -68,14 +69,8 @@ def expected_sessions_attended(landing: Path, intake: pl.DataFrame) -> dict[str,
 @pytest.fixture(scope="module")
 def published(tmp_path_factory):
     """One generated study, run twice; yields (settings, first-run code, second-run code)."""
-    import os
-
     tmp = tmp_path_factory.mktemp("pipeline")
-    env = {"ALLIANCE_LANDING_DIR": str(tmp / "landing"), "ALLIANCE_WAREHOUSE_DIR": str(tmp / "warehouse"),
-           "ALLIANCE_SECRET_KEY": "pipeline-test-secret-123456"}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
+    with warehouse_env(tmp, "pipeline-test-secret-123456"):
         generate_study(tmp / "landing", 300, seed=7)
         from ingestion.settings import load_settings
 
@@ -86,12 +81,6 @@ def published(tmp_path_factory):
         conn.close()
         second = run_pipeline(quiet=True)
         yield settings, first, second, position_1
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def test_the_run_publishes_and_a_second_run_appends_nothing(published):

@@ -22,6 +22,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
+from intake_rows import FULL_INTAKE_COLUMNS
 
 from ingestion.ingest import ingest_landing
 from ingestion.screening import REASONS
@@ -32,17 +33,7 @@ FIXTURES = HERE / "fixtures" / "screening"
 DICTIONARY = HERE / "fixtures" / "study" / "intake" / "data_dictionary.csv"
 SECRET = "screening-test-secret-0123456789"
 SNAPSHOT = "ALLIANCE_DATA_2025-06-30_2305.csv"
-INTAKE_COLUMNS = [
-    "record_id", "redcap_data_access_group", "first_name", "last_name", "dob", "phone", "street_address", "zip",
-    "email", "assessment_date", "age", "sex", "ethnicity", "race___1", "race___2", "race___3", "race___4",
-    "race___5", "race___6", "education", "marital_status", "homeless", "employed", "drug_of_choice",
-    "sud_diagnosis", "psychotic_disorder", "alcohol_only", "cooccurring___1", "cooccurring___2", "cooccurring___3",
-    "cooccurring___4", "cooccurring___5", "cooccurring___6", "prior_tx_episodes", "last_tx_date",
-    "court_referred", "asam_level", "referral_program", "staff_notes", "intake_assessment_complete",
-    "consent_date", "consent_version", "consent_audio", "consent_share", "decline_reason", "consent_complete",
-    "rand_arm", "rand_date", "randomization_complete", "withdrawn", "withdrawal_date", "withdrawal_scope",
-    "lost_to_followup", "study_status_complete",
-]
+INTAKE_COLUMNS = FULL_INTAKE_COLUMNS
 DEFAULTS = {
     "redcap_data_access_group": "north_intake", "assessment_date": "2025-03-03", "age": "40", "sex": "1",
     "ethnicity": "2", "education": "2", "marital_status": "1", "homeless": "0", "employed": "0",
