@@ -137,7 +137,10 @@ def test_no_identifier_value_or_record_id_reaches_the_analyst_database(published
     assert not settings.build_path.exists()  # the build database does not outlive the run
     for path in written:
         raw = path.read_bytes()
-        leaked = [v for v in values if v.encode() in raw]
+        # The vault is ciphertext: 4 random bytes spell a 4-letter name now and then (a 10 MB file holds
+        # ~0.2% odds per value), so there only values of 6+ characters prove anything.
+        shortest = 6 if path == settings.vault_path else 4
+        leaked = [v for v in values if len(v) >= shortest and v.encode() in raw]
         assert not leaked, f"identifier values readable in {path.name}"
     conn = duckdb.connect(str(settings.analytics_path), read_only=True)
     columns = {r[0] for r in conn.execute("select column_name from information_schema.columns").fetchall()}
