@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 import duckdb
 import polars as pl
 
+from ingestion.redcap import STATE_DDL
 from ingestion.settings import Settings
 from ingestion.store import ensure_schema
 from ingestion.vault import attach_encrypted, copy_vault, open_vault, replace_vault
@@ -176,6 +177,10 @@ def erase_withdrawn(settings: Settings) -> ErasureReport:
                 [seq0, now, now, now, batch_id],
             )
             conn.execute("delete from events.events where stream in (select 'participant/' || record_id from erase_ids)")
+            for ddl in STATE_DDL:
+                conn.execute(ddl)
+            for table in ("redcap_rows", "redcap_values"):  # the held REDCap state (ingestion.redcap.sync_state)
+                conn.execute(f"delete from events.{table} where record_id in (select record_id from erase_ids)")
             conn.execute("delete from events.events where event_type = 'coded_unit_recorded' "
                          "and (payload->>'unit_id') in (select unit_id from erase_units)")
             conn.execute("delete from identified.transcript_units where unit_id in (select unit_id from erase_units)")

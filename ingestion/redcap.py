@@ -155,6 +155,84 @@ KEY_SQL = """case when payload->>'instrument' is null then payload->>'record_id'
     else concat_ws('#', payload->>'record_id', payload->>'instrument', coalesce(payload->>'instance', '1')) end"""
 
 
+STATE_DDL = (
+    """create table if not exists events.redcap_rows (
+        source varchar, row_key varchar, record_id varchar, instrument varchar, instance varchar,
+        last_type varchar, last_seq bigint)""",
+    """create table if not exists events.redcap_values (
+        source varchar, row_key varchar, record_id varchar, field varchar, value varchar, last_seq bigint)""",
+    "create table if not exists events.redcap_synced (source varchar, seq bigint)",
+)
+
+
+def sync_state(conn: duckdb.DuckDBPyConnection, source: str) -> int:
+    """Bring the held REDCap state of ``source`` up to date with the event store; return events applied.
+
+    The state (``events.redcap_rows``: each record or repeat instance and its
+    last lifecycle event; ``events.redcap_values``: each field's current value)
+    is the fold of the source's change events, kept so that diffing a snapshot
+    costs the snapshot, not the history. It is a projection: it catches up from
+    the last sequence number it has applied (``events.redcap_synced``), so it
+    can be dropped and rebuilt from the events at any time, and a run killed
+    between a batch and its sync loses nothing.
+    """
+    for ddl in STATE_DDL:
+        conn.execute(ddl)
+    rec, cor, rem = EVENT_NAMES[source]
+    params = {"src": source, "rec": rec, "cor": cor, "rem": rem}
+    synced = _run(conn, "select coalesce(max(seq), 0) from events.redcap_synced where source = $src", params).fetchone()[0]
+    top = _run(conn, "select coalesce(max(seq), 0) from events.events where source = $src", params).fetchone()[0]
+    if top <= synced:
+        return 0
+    params = {**params, "from": synced, "to": top}
+    conn.execute("begin transaction")
+    try:
+        _run(conn, f"""
+            create or replace temp table sync_events as
+            select seq, event_type, {KEY_SQL} as row_key, payload->>'record_id' as record_id,
+                   payload->>'instrument' as instrument, payload->>'instance' as instance, payload
+            from events.events
+            where source = $src and seq > $from and seq <= $to and event_type in ($rec, $cor, $rem)
+            """, params)
+        n = conn.execute("select count(*) from sync_events").fetchone()[0]
+        _run(conn, """
+            create or replace temp table sync_rows as
+            select $src as source, row_key, any_value(record_id) as record_id,
+                   arg_max(instrument, seq) as instrument, arg_max(instance, seq) as instance,
+                   arg_max(event_type, seq) as last_type, max(seq) as last_seq
+            from sync_events where event_type in ($rec, $rem) group by row_key
+            """, params)
+        _run(conn, """
+            create or replace temp table sync_values as
+            with v as (
+                select e.row_key, e.record_id, e.seq, j.key as field, j.value->>'$' as value
+                from sync_events e, json_each(e.payload->'values') j where e.event_type = $rec
+                union all
+                select row_key, record_id, seq, payload->>'field', payload->>'new'
+                from sync_events where event_type = $cor
+            )
+            select $src as source, row_key, any_value(record_id) as record_id, field,
+                   arg_max_null(value, seq) as value, max(seq) as last_seq
+            from v group by row_key, field
+            """, params)
+        _run(conn, """delete from events.redcap_rows where source = $src
+                      and row_key in (select row_key from sync_rows)""", params)
+        conn.execute("insert into events.redcap_rows select * from sync_rows")
+        _run(conn, """delete from events.redcap_values v where source = $src
+                      and exists (select 1 from sync_values s where s.row_key = v.row_key and s.field = v.field)""",
+             params)
+        conn.execute("insert into events.redcap_values select * from sync_values")
+        _run(conn, "delete from events.redcap_synced where source = $src", params)
+        _run(conn, "insert into events.redcap_synced values ($src, $to)", params)
+        conn.execute("commit")
+    except BaseException:
+        conn.execute("rollback")
+        raise
+    for name in ("sync_events", "sync_rows", "sync_values"):
+        conn.execute(f"drop table if exists {name}")
+    return n
+
+
 def _run(conn: duckdb.DuckDBPyConnection, sql: str, params: dict) -> duckdb.DuckDBPyConnection:
     """Execute with only the named parameters the statement uses (DuckDB rejects extras)."""
     return conn.execute(sql, {k: v for k, v in params.items() if re.search(rf"\${k}\b", sql)})
@@ -296,33 +374,14 @@ def stage_snapshot(
                                            pl.col("__inst").alias("instrument"), pl.col("__num").alias("instance")))
     conn.register("bad_keys", pl.DataFrame({"row_key": bad_keys}, schema={"row_key": pl.Utf8}))
     params = {"src": source, "rec": recorded_type, "cor": corrected_type, "rem": removed_type}
-    _run(conn, f"""
-        create or replace temp table held_life as
-        select {KEY_SQL} as row_key, any_value(payload->>'record_id') as record_id,
-               arg_max(event_type, seq) as last_type, arg_max(payload, seq) as last_payload
-        from events.events
-        where source = $src and event_type in ($rec, $rem)
-        group by 1
-        """,
-        params,
-    )
-    _run(conn, f"""
-        create or replace temp table held_values as
-        with v as (
-            select {KEY_SQL.replace("payload", "e.payload")} as row_key, e.seq, j.key as field, j.value->>'$' as value
-            from events.events e, json_each(e.payload->'values') j
-            where e.source = $src and e.event_type = $rec
-            union all
-            select {KEY_SQL}, seq, payload->>'field', payload->>'new'
-            from events.events where source = $src and event_type = $cor
-        )
-        select row_key, field, arg_max_null(value, seq) as value from v group by all
-        """,
-        params,
-    )
-    held_present = _run(conn, "select count(*) from held_life where last_type = $rec", params).fetchone()[0]
+    sync_state(conn, source)
+    # views over the held state (source is one of EVENT_NAMES' keys, a fixed word)
+    conn.execute(f"create or replace temp view snap_held_life as select * from events.redcap_rows where source = '{source}'")
+    conn.execute("create or replace temp view snap_held_values as "
+                 f"select row_key, field, value from events.redcap_values where source = '{source}'")
+    held_present = _run(conn, "select count(*) from snap_held_life where last_type = $rec", params).fetchone()[0]
     removed = _run(
-        conn, """select count(*) from held_life where last_type = $rec
+        conn, """select count(*) from snap_held_life where last_type = $rec
            and row_key not in (select row_key from snap_rows) and row_key not in (select row_key from bad_keys)""",
         params,
     ).fetchone()[0]
@@ -340,7 +399,7 @@ def stage_snapshot(
     _run(conn, f"""
         insert into stage_events (event_id, stream, event_type, event_version, occurred_at, recorded_at, content_hash, payload)
         with new_rows as (
-            select s.* from snap_rows s left join held_life h using (row_key)
+            select s.* from snap_rows s left join snap_held_life h using (row_key)
             where h.last_type is distinct from $rec
         ),
         p as (
@@ -360,8 +419,8 @@ def stage_snapshot(
             select r.row_key, r.record_id, r.instrument, r.instance, l.field, h.value as old, l.value as new
             from snap_long l
             join snap_rows r using (row_key)
-            join held_life hl on hl.row_key = l.row_key and hl.last_type = $rec
-            left join held_values h on h.row_key = l.row_key and h.field = l.field
+            join snap_held_life hl on hl.row_key = l.row_key and hl.last_type = $rec
+            left join snap_held_values h on h.row_key = l.row_key and h.field = l.field
             where l.value is distinct from h.value
         ),
         p as (select row_key, record_id, field, json_object({ident_obj}, 'field', field, 'old', old, 'new', new) as payload
@@ -375,12 +434,12 @@ def stage_snapshot(
     _run(conn, """
         insert into stage_events (event_id, stream, event_type, event_version, occurred_at, recorded_at, content_hash, payload)
         with r as (
-            select row_key, record_id, last_payload from held_life where last_type = $rec
+            select row_key, record_id, instrument, instance from snap_held_life where last_type = $rec
             and row_key not in (select row_key from snap_rows) and row_key not in (select row_key from bad_keys)
         ),
         p as (
             select row_key, record_id, json_object('record_id', record_id,
-                   'instrument', last_payload->>'instrument', 'instance', last_payload->>'instance') as payload
+                   'instrument', instrument, 'instance', instance) as payload
             from r
         )
         select md5(concat_ws('|', $src, $iso, row_key, $rem)), 'participant/' || record_id,

@@ -15,6 +15,9 @@ import duckdb
 from ingestion.settings import ConfigError, Settings
 
 DUCKDB_VERSION = "v1.5.5"
+# DuckDB's own buffer memory per connection (it spills the rest, encrypted, to a temp
+# folder). Its default is 80% of the machine; the nightly run must stay under 4 GiB.
+MEMORY_LIMIT = "2GB"
 
 
 def httpfs_extension_path() -> Path:
@@ -36,18 +39,28 @@ def sql_str(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def secure_connection(memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+def secure_connection(memory_limit: str | None = MEMORY_LIMIT, temp_dir: Path | None = None) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection fit for identified data.
 
-    httpfs is loaded (encrypted writes), spill files are encrypted, and no
-    extension may be fetched from the network.
+    httpfs is loaded (encrypted writes), spill files are encrypted (into
+    ``temp_dir``, owner-only, when given), memory is capped, and no extension
+    may be fetched from the network.
     """
     conn = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
     conn.execute(f"LOAD {sql_str(str(httpfs_extension_path()))}")
     conn.execute("SET temp_file_encryption = true")
     if memory_limit:
         conn.execute(f"SET memory_limit = {sql_str(memory_limit)}")
+    if temp_dir is not None:
+        temp_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(temp_dir, 0o700)
+        conn.execute(f"SET temp_directory = {sql_str(str(temp_dir))}")
     return conn
+
+
+def spill_dir(settings: Settings) -> Path:
+    """Where DuckDB spills (encrypted) what does not fit in memory."""
+    return settings.warehouse_dir / ".spill"
 
 
 def attach_encrypted(conn: duckdb.DuckDBPyConnection, path: Path, alias: str, key: str, read_only: bool = False) -> None:
@@ -113,7 +126,7 @@ def open_vault(settings: Settings, read_only: bool = False) -> duckdb.DuckDBPyCo
     if read_only and not settings.vault_path.exists():
         raise ConfigError(f"no vault yet at {settings.vault_path}: run `alliance-wh run` first")
     settings.warehouse_dir.mkdir(parents=True, exist_ok=True)
-    conn = secure_connection()
+    conn = secure_connection(temp_dir=spill_dir(settings))
     attach_encrypted(conn, settings.vault_path, "vault", settings.vault_key, read_only=read_only)
     conn.execute("USE vault")
     register_participant_key(conn, participant_hash_key(conn, settings, create=not read_only))
@@ -149,7 +162,7 @@ def copy_vault(settings: Settings, new_key: str) -> Path:
     fresh = settings.vault_path.with_name(".vault.fresh.duckdb")
     for leftover in (fresh, fresh.with_name(fresh.name + ".wal")):
         leftover.unlink(missing_ok=True)
-    conn = secure_connection()
+    conn = secure_connection(temp_dir=spill_dir(settings))
     try:
         attach_encrypted(conn, settings.vault_path, "old", settings.vault_key, read_only=True)
         attach_encrypted(conn, fresh, "fresh", new_key)

@@ -53,7 +53,7 @@ def ensure_manifest(force: bool = False) -> Path:
 
 def build_environment(settings: Settings) -> dict[str, str]:
     """Environment variables the dbt profile reads (secrets under DBT_ENV_SECRET_, which dbt masks)."""
-    from ingestion.vault import open_vault, participant_hash_key
+    from ingestion.vault import open_vault, participant_hash_key, spill_dir
 
     settings.build_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(settings.build_dir, 0o700)
@@ -65,6 +65,7 @@ def build_environment(settings: Settings) -> dict[str, str]:
     return {
         "ALLIANCE_BUILD_DB": str(settings.build_path),
         "ALLIANCE_VAULT_DB": str(settings.vault_path),
+        "ALLIANCE_SPILL_DIR": str(spill_dir(settings)),
         "DBT_ENV_SECRET_BUILD_KEY": settings.build_key,
         "DBT_ENV_SECRET_VAULT_KEY": settings.vault_key,
         "DBT_ENV_SECRET_PARTICIPANT_KEY": hash_key,

@@ -29,6 +29,7 @@ from ingestion.vault import (
     open_vault,
     participant_hash_key,
     secure_connection,
+    spill_dir,
 )
 from orchestration.steps.asof import AsOfBuild, as_of_label, build_as_of, parse_as_of
 from orchestration.steps.publish import code_version
@@ -49,7 +50,7 @@ def csv_bytes(df: pl.DataFrame) -> bytes:
 
 def read_tables(settings: Settings, build: AsOfBuild) -> dict[str, pl.DataFrame]:
     """The as-of analyst tables an extract is made from, plus the participant-level frame."""
-    conn = secure_connection()
+    conn = secure_connection(temp_dir=spill_dir(settings))
     try:
         attach_encrypted(conn, build.build_path, "build", settings.build_key, read_only=True)
         vault = open_vault(settings, read_only=True)

@@ -12,7 +12,7 @@ import polars as pl
 
 from expectations.checks import CheckResult
 from ingestion.settings import PROJECT_ROOT, Settings
-from ingestion.vault import attach_encrypted, secure_connection, sql_str
+from ingestion.vault import attach_encrypted, secure_connection, spill_dir, sql_str
 
 # The analyst database holds these marts and nothing else (plus data_quality, build_info).
 # table -> its sort order (every published table is written in a stable order)
@@ -61,7 +61,7 @@ def publish(settings: Settings, run_id: str, results: list[CheckResult], positio
     tmp = target.with_name(f".{target.name}.{run_id}.tmp")
     for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
         leftover.unlink(missing_ok=True)
-    conn = secure_connection()
+    conn = secure_connection(temp_dir=spill_dir(settings))
     try:
         attach_encrypted(conn, build_path or settings.build_path, "build", settings.build_key, read_only=True)
         conn.execute(f"ATTACH {sql_str(str(tmp))} AS out")

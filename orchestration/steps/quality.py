@@ -8,12 +8,12 @@ from pathlib import Path
 from expectations.checks import BLOCKING, Check, CheckResult
 from expectations.runner import all_checks, run_checks
 from ingestion.settings import Settings
-from ingestion.vault import attach_encrypted, secure_connection
+from ingestion.vault import attach_encrypted, secure_connection, spill_dir
 
 
 def run_guard_checks(settings: Settings, checks: list[Check] | None = None,
                      build_path: Path | None = None) -> list[CheckResult]:
-    conn = secure_connection()
+    conn = secure_connection(temp_dir=spill_dir(settings))
     try:
         attach_encrypted(conn, build_path or settings.build_path, "build", settings.build_key, read_only=True)
         conn.execute("use build")
