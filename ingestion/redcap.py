@@ -19,6 +19,7 @@ import polars as pl
 
 from ingestion.profile import StudyProfile
 from ingestion.readers import ReadError, read_csv_strings
+from ingestion.vault import sql_ident, sql_str
 
 SNAPSHOT_NAME = re.compile(r"^(?P<project>.+)_DATA_(?P<date>\d{4}-\d{2}-\d{2})_(?P<hhmm>\d{4})\.csv$", re.IGNORECASE)
 SUSPECT_REMOVAL_SHARE = 0.05
@@ -205,8 +206,10 @@ def sync_state(conn: duckdb.DuckDBPyConnection, source: str) -> int:
         _run(conn, """
             create or replace temp table sync_values as
             with v as (
-                select e.row_key, e.record_id, e.seq, j.key as field, j.value->>'$' as value
-                from sync_events e, json_each(e.payload->'values') j where e.event_type = $rec
+                select row_key, record_id, seq, entry.key as field, entry.value
+                from (select row_key, record_id, seq,
+                             unnest(map_entries(from_json(payload->'values', '"MAP(VARCHAR, VARCHAR)"'))) as entry
+                      from sync_events where event_type = $rec)
                 union all
                 select row_key, record_id, seq, payload->>'field', payload->>'new'
                 from sync_events where event_type = $cor
@@ -307,31 +310,33 @@ def stage_snapshot(
     ]
     codes = choice_codes(dictionary)
     value_cols = [c for c, k in kinds.items() if k == "value"]
-    long = (
-        df.filter(pl.col("__key").is_not_null())
-        .select(["row_no", "__key", *value_cols])
-        .unpivot(index=["row_no", "__key"], on=value_cols, variable_name="field", value_name="value")
-        .with_columns(pl.col("value").str.strip_chars())
-        .with_columns(pl.when(pl.col("value") == "").then(None).otherwise(pl.col("value")).alias("value"))
-    )
     coded = dictionary.filter(pl.col("field_type").is_in(CODED_TYPES))["field_name"].to_list()
     # Booleans written as TRUE/FALSE (as some export tools do) for fields coded 0/1.
-    binary = (codes.group_by("field_name").agg(pl.col("code").sort().alias("codes"))
-              .filter(pl.col("codes").list.contains("0") & pl.col("codes").list.contains("1"))["field_name"].to_list())
-    long = long.with_columns(
-        pl.when(pl.col("field").is_in(binary) & (pl.col("value").str.to_uppercase() == "TRUE")).then(pl.lit("1"))
-        .when(pl.col("field").is_in(binary) & (pl.col("value").str.to_uppercase() == "FALSE")).then(pl.lit("0"))
-        .otherwise(pl.col("value")).alias("value")
-    )
+    binary = set(codes.group_by("field_name").agg(pl.col("code").sort().alias("codes"))
+                 .filter(pl.col("codes").list.contains("0") & pl.col("codes").list.contains("1"))["field_name"].to_list())
+
+    def normalised(col: str) -> pl.Expr:
+        v = pl.col(col).str.strip_chars()
+        v = pl.when(v == "").then(None).otherwise(v)
+        if col in binary:
+            v = (pl.when(v.str.to_uppercase() == "TRUE").then(pl.lit("1"))
+                 .when(v.str.to_uppercase() == "FALSE").then(pl.lit("0")).otherwise(v))
+        return v.alias(col)
+
+    df = df.with_columns([normalised(c) for c in value_cols])
+    keyed = df.filter(pl.col("__key").is_not_null())
     checkbox_fields = set(dictionary.filter(pl.col("field_type") == "checkbox")["field_name"].to_list())
     checkbox_cols = [c for c in value_cols if "___" in c and c.split("___")[0] in checkbox_fields]
-    bad_codes = (
-        long.filter(pl.col("field").is_in(coded) & pl.col("value").is_not_null())
-        .join(codes.rename({"field_name": "field", "code": "value"}), on=["field", "value"], how="anti")
-    )
-    bad_checks = long.filter(pl.col("field").is_in(checkbox_cols) & pl.col("value").is_not_null()
-                             & ~pl.col("value").is_in(["0", "1"]))
-    bad_values = pl.concat([bad_codes, bad_checks])
+    # values outside the dictionary's codes, column by column (the export stays wide)
+    allowed = {f: list(g["code"]) for (f,), g in codes.group_by("field_name")}
+    checks = {c: allowed.get(c, []) for c in value_cols if c in coded}
+    checks.update({c: ["0", "1"] for c in checkbox_cols})
+    bad_parts = [
+        keyed.filter(pl.col(c).is_not_null() & ~pl.col(c).is_in(ok)).select("row_no", "__key", pl.lit(c).alias("field"))
+        for c, ok in checks.items()
+    ]
+    bad_values = (pl.concat(bad_parts) if bad_parts
+                  else pl.DataFrame(schema={"row_no": pl.UInt32, "__key": pl.Utf8, "field": pl.Utf8}))
     if bad_values.height:
         bad.append(bad_values.group_by("row_no", "__key").agg(pl.col("field").unique().sort().str.join(", ").alias("fields")).select(
             "row_no", "__key", pl.lit("unknown_code").alias("code"),
@@ -343,7 +348,6 @@ def stage_snapshot(
     conn.unregister("bad_df")
 
     good = df.filter(pl.col("__key").is_not_null() & ~pl.col("__key").is_in(bad_keys.implode()))
-    good_long = long.filter(pl.col("__key").is_in(good["__key"].implode()))
     ident_cols = [c for c, k in kinds.items() if k in ("identifier", "free_text", "undeclared")]
     if ident_cols:
         ident = (
@@ -369,7 +373,15 @@ def stage_snapshot(
     if last is not None and exported_at <= last:
         return "stale", rows_read, "exported before a snapshot already applied; recorded, no events"
 
-    conn.register("snap_long", good_long.select(pl.col("__key").alias("row_key"), "field", "value"))
+    conn.register("snap_wide", good.select(pl.col("__key").alias("row_key"), *value_cols))
+    # the long form (row_key, field, value), unpivoted by DuckDB (streamed, within its memory limit)
+    if value_cols:
+        cols = ", ".join(sql_ident(c) for c in value_cols)
+        conn.execute("create or replace temp view snap_long as select row_key, field, value from "
+                     f"snap_wide unpivot include nulls (value for field in ({cols}))")
+    else:
+        conn.execute("create or replace temp view snap_long as select null::varchar as row_key, "
+                     "null::varchar as field, null::varchar as value where false")
     conn.register("snap_rows", good.select(pl.col("__key").alias("row_key"), pl.col("__rid").alias("record_id"),
                                            pl.col("__inst").alias("instrument"), pl.col("__num").alias("instance")))
     conn.register("bad_keys", pl.DataFrame({"row_key": bad_keys}, schema={"row_key": pl.Utf8}))
@@ -396,6 +408,8 @@ def stage_snapshot(
 
     params = {**params, "ts": exported_at, "iso": exported_at.isoformat(), "v": 1}
     ident_obj = "'record_id', r.record_id, 'instrument', r.instrument, 'instance', r.instance"
+    # a row's values straight from the wide export (an aggregate over the long form does not spill)
+    values_obj = ", ".join(f"{sql_str(c)}, w.{sql_ident(c)}" for c in value_cols)
     _run(conn, f"""
         insert into stage_events (event_id, stream, event_type, event_version, occurred_at, recorded_at, content_hash, payload)
         with new_rows as (
@@ -403,9 +417,8 @@ def stage_snapshot(
             where h.last_type is distinct from $rec
         ),
         p as (
-            select r.row_key, r.record_id, json_object({ident_obj}, 'values', json_group_object(l.field, l.value)) as payload
-            from new_rows r join snap_long l using (row_key)
-            group by r.row_key, r.record_id, r.instrument, r.instance
+            select r.row_key, r.record_id, json_object({ident_obj}, 'values', json_object({values_obj})) as payload
+            from new_rows r join snap_wide w using (row_key)
         )
         select md5(concat_ws('|', $src, $iso, row_key, $rec)), 'participant/' || record_id,
                $rec, $v, $ts, $ts, md5(payload::varchar), payload
@@ -463,6 +476,7 @@ def stage_snapshot(
         """,
         {"src": source, "ts": exported_at},
     )
-    for name in ("snap_long", "snap_rows", "bad_keys", "snap_ident"):
+    conn.execute("drop view if exists snap_long")
+    for name in ("snap_wide", "snap_rows", "bad_keys", "snap_ident"):
         conn.unregister(name)
     return ("accepted" if force else "applied"), rows_read, detail

@@ -39,6 +39,11 @@ def sql_str(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def sql_ident(name: str) -> str:
+    """A quoted SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 def secure_connection(memory_limit: str | None = MEMORY_LIMIT, temp_dir: Path | None = None) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection fit for identified data.
 

@@ -16,9 +16,12 @@ lifecycle as (
 ),
 
 field_events as (
-    select e.record_id, e.instrument, e.instance, e.seq, j.key as field, j.value ->> '$' as value
-    from events as e, json_each(e.payload -> 'values') as j
-    where e.event_type = 'survey_recorded'
+    select record_id, instrument, instance, seq, entry.key as field, entry.value
+    from (
+        select record_id, instrument, instance, seq, {{ json_text_entries("payload -> 'values'") }} as entry
+        from events
+        where event_type = 'survey_recorded'
+    )
     union all
     select record_id, instrument, instance, seq, payload ->> 'field' as field, payload ->> 'new' as value
     from events

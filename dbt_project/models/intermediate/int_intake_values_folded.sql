@@ -14,9 +14,12 @@ lifecycle as (
 ),
 
 field_events as (
-    select e.record_id, e.seq, j.key as field, j.value ->> '$' as value
-    from events as e, json_each(e.payload -> 'values') as j
-    where e.event_type = 'intake_recorded'
+    select record_id, seq, entry.key as field, entry.value
+    from (
+        select record_id, seq, {{ json_text_entries("payload -> 'values'") }} as entry
+        from events
+        where event_type = 'intake_recorded'
+    )
     union all
     select record_id, seq, payload ->> 'field' as field, payload ->> 'new' as value
     from events
