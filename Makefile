@@ -12,7 +12,7 @@ export DO_NOT_TRACK := 1
 export GX_ANALYTICS_ENABLED := False
 export DAGSTER_DISABLE_TELEMETRY := 1
 
-.PHONY: install demo run test lint dev docs lock clean
+.PHONY: install demo run test lint dev docs lock clean bench
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -41,6 +41,13 @@ dev: install
 
 docs: install
 	$(BIN)/alliance-wh docs
+
+# The whole nightly run at four sizes (benchmarks/README.md); pick sizes with SIZES="1000 10000",
+# more options with BENCH_ARGS="--profile" (see .venv/bin/python benchmarks/bench.py --help).
+SIZES ?=
+BENCH_ARGS ?=
+bench: install
+	$(BIN)/python benchmarks/bench.py $(if $(strip $(SIZES)),--sizes $(SIZES)) $(BENCH_ARGS)
 
 # Re-pin the stack (needs the registry); commit the new requirements.lock.
 lock:

@@ -13,13 +13,18 @@ import os
 from dbt.adapters.duckdb.plugins import BasePlugin
 from duckdb import DuckDBPyConnection
 
-from ingestion.vault import httpfs_extension_path, register_participant_key, sql_str
+from ingestion.vault import MEMORY_LIMIT, httpfs_extension_path, register_participant_key, sql_str
 
 
 class Plugin(BasePlugin):
     def configure_connection(self, conn: DuckDBPyConnection) -> None:
         conn.execute(f"LOAD {sql_str(str(httpfs_extension_path()))}")
         conn.execute("SET temp_file_encryption = true")
+        # once per connection (DuckDB refuses to move its spill folder after it has spilled)
+        conn.execute(f"SET memory_limit = {sql_str(MEMORY_LIMIT)}")
+        spill = os.environ.get("ALLIANCE_SPILL_DIR")
+        if spill:
+            conn.execute(f"SET temp_directory = {sql_str(spill)}")
         conn.execute("SET autoinstall_known_extensions = false")
         key = os.environ.get("DBT_ENV_SECRET_PARTICIPANT_KEY", "")
         if key:

@@ -10,7 +10,8 @@ After a build has published, every participant whose current intake record says
 * their events (intake, survey, session-log and coded-unit events), identifier
   values, notes, transcript text and pseudonym are deleted;
 * the vault file is then rewritten (DuckDB keeps deleted blocks until a file is
-  rewritten), and the build database is deleted.
+  rewritten); the caller then purges the build database kept for incremental
+  builds (orchestration.steps.dbt_setup.purge_build).
 
 Later deliveries that still carry them are filtered at ingestion (quarantined
 with reason ``erased_participant``, never stored).
@@ -39,6 +40,8 @@ ERASED_REASON = ("the participant withdrew all data: the row is not ingested "
 class ErasureReport:
     erased: int = 0
     files_holding_data: list[str] = field(default_factory=list)
+    # who was erased (identified: for purging derived files, never logged or written)
+    record_ids: list[str] = field(default_factory=list, repr=False)
 
 
 def erased_keys_sql() -> str:
@@ -200,7 +203,7 @@ def erase_withdrawn(settings: Settings) -> ErasureReport:
     finally:
         conn.close()
     rewrite_vault(settings)
-    settings.build_path.unlink(missing_ok=True)
+    report.record_ids = candidates["record_id"].to_list()
     report.files_holding_data = sorted(set(report.files_holding_data))
     return report
 

@@ -31,9 +31,15 @@ def _print(msg: str = "") -> None:
 
 
 # --------------------------------------------------------------------------- run
-def run_pipeline(quiet: bool = False) -> int:
+def run_pipeline(quiet: bool = False, full_refresh: bool = False) -> int:
     """Execute the nightly asset graph in-process; returns the exit status."""
     settings = load_settings()
+    if full_refresh:
+        from ingestion.vault import writer_lock
+        from orchestration.steps.dbt_setup import discard_build
+
+        with writer_lock(settings):
+            discard_build(settings)  # every model is rebuilt from the event store
     from ingestion.profile import load_profile
 
     load_profile(settings.study_profile)  # configuration errors surface here, before any work
@@ -328,7 +334,7 @@ def cmd_lock(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    return run_pipeline()
+    return run_pipeline(full_refresh=args.full_refresh)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -338,7 +344,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--participants", type=int, default=600)
     d.add_argument("--seed", type=int, default=20260101)
     d.set_defaults(func=cmd_demo)
-    sub.add_parser("run", help="ingest what has landed, build, check, publish").set_defaults(func=cmd_run)
+    r = sub.add_parser("run", help="ingest what has landed, build, check, publish")
+    r.add_argument("--full-refresh", action="store_true",
+                   help="rebuild every model from the event store (else new events only, where valid)")
+    r.set_defaults(func=cmd_run)
     g = sub.add_parser("generate", help="write a realistic synthetic study in the landing formats")
     g.add_argument("--participants", type=int, required=True)
     g.add_argument("--nights", type=int)

@@ -134,12 +134,15 @@ def test_no_identifier_value_or_record_id_reaches_the_analyst_database(published
     # run results, logs (the vault and build files are encrypted)
     written = [p for p in settings.warehouse_dir.rglob("*") if p.is_file() and p.name != ".secret.key"]
     assert settings.vault_path in written
-    assert not settings.build_path.exists()  # the build database does not outlive the run
+    # the build database is kept for incremental builds, encrypted with its own key
+    assert settings.build_path in written
+    with pytest.raises(duckdb.Error):
+        duckdb.connect(str(settings.build_path), read_only=True).execute("select 1 from int_session_events")
     for path in written:
         raw = path.read_bytes()
-        # The vault is ciphertext: 4 random bytes spell a 4-letter name now and then (a 10 MB file holds
-        # ~0.2% odds per value), so there only values of 6+ characters prove anything.
-        shortest = 6 if path == settings.vault_path else 4
+        # The vault and build files are ciphertext: 4 random bytes spell a 4-letter name now and then
+        # (a 10 MB file holds ~0.2% odds per value), so there only values of 6+ characters prove anything.
+        shortest = 6 if path in (settings.vault_path, settings.build_path) else 4
         leaked = [v for v in values if len(v) >= shortest and v.encode() in raw]
         assert not leaked, f"identifier values readable in {path.name}"
     conn = duckdb.connect(str(settings.analytics_path), read_only=True)

@@ -102,3 +102,11 @@ select * from renamed
 {% macro json_text_entries(json_expr) -%}
     unnest(map_entries(from_json({{ json_expr }}, '"MAP(VARCHAR, VARCHAR)"')))
 {%- endmacro %}
+
+{# The incremental cut of an append-only model: only events after the last one it holds.
+   Events are appended with increasing seq, so the new ones are exactly those above its maximum. #}
+{% macro new_events_only(seq_col='seq') -%}
+    {%- if is_incremental() %}
+    and {{ seq_col }} > (select coalesce(max(seq), 0) from {{ this }})
+    {%- endif %}
+{%- endmacro %}

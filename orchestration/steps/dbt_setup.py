@@ -121,3 +121,119 @@ class BuildFailed(Exception):
     def __init__(self, lines: list[str]):
         super().__init__("; ".join(lines))
         self.lines = lines
+
+
+# -- Incremental builds -------------------------------------------------------------------------
+# The build database is kept between nightly builds (encrypted with the build key, in an
+# owner-only folder): its incremental models hold the typed events already parsed. It is
+# reused only when the code and settings that built it are unchanged and the event store
+# still holds exactly the events it was built from; otherwise it is deleted and the build
+# starts from scratch (a full refresh). Erasure purges it (ingestion.erasure).
+BUILD_STATE = "build-state.json"
+
+
+def build_state_path(settings: Settings) -> Path:
+    return settings.build_dir / BUILD_STATE
+
+
+def code_fingerprint(variables: dict[str, Any]) -> str:
+    """What the models are: every file of the dbt project and the build's variables (not its position)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    files = [DBT_PROJECT_DIR / "dbt_project.yml", DBT_PROJECT_DIR / "profiles.yml"]
+    for folder in ("models", "macros", "seeds", "tests"):
+        files += sorted(p for p in (DBT_PROJECT_DIR / folder).rglob("*") if p.is_file())
+    for path in files:
+        h.update(str(path.relative_to(DBT_PROJECT_DIR)).encode() + b"\0" + path.read_bytes() + b"\0")
+    h.update(json.dumps({k: v for k, v in variables.items() if k != "max_seq"}, sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def store_signature(settings: Settings, position: int) -> dict[str, Any]:
+    """The events a build at ``position`` read: their count and a checksum of their ids."""
+    from ingestion.vault import open_vault
+
+    conn = open_vault(settings, read_only=True)
+    try:
+        n, checksum = conn.execute(
+            "select count(*), coalesce(sum(hash(event_id)), 0)::varchar from events.events where seq <= ?",
+            [position]).fetchone()
+    finally:
+        conn.close()
+    return {"position": position, "events": n, "checksum": checksum}
+
+
+def discard_build(settings: Settings) -> None:
+    for path in (settings.build_path, settings.build_path.with_name(settings.build_path.name + ".wal"),
+                 build_state_path(settings)):
+        path.unlink(missing_ok=True)
+
+
+def prepare_build(settings: Settings, variables: dict[str, Any], full_refresh: bool = False) -> bool:
+    """Keep the build database for an incremental build when it is still valid; return whether kept."""
+    state_file = build_state_path(settings)
+    keep = False
+    if not full_refresh and variables.get("as_of") is None and settings.build_path.exists() and state_file.exists():
+        try:
+            state = json.loads(state_file.read_text(encoding="utf-8"))
+            keep = (state.get("code") == code_fingerprint(variables)
+                    and int(state["store"]["position"]) <= int(variables.get("max_seq") or 0)
+                    and store_signature(settings, int(state["store"]["position"])) == state["store"])
+        except (ValueError, KeyError, TypeError, OSError):
+            keep = False
+    if not keep:
+        discard_build(settings)
+    return keep
+
+
+def record_build(settings: Settings, variables: dict[str, Any]) -> None:
+    """After a successful nightly build: what it was built from (for the next incremental build)."""
+    state = {"code": code_fingerprint(variables), "store": store_signature(settings, int(variables["max_seq"] or 0))}
+    build_state_path(settings).write_text(json.dumps(state, sort_keys=True), encoding="utf-8")
+
+
+def incremental_models() -> list[str]:
+    """The names of the dbt models materialized incrementally (from the manifest)."""
+    manifest = json.loads(ensure_manifest().read_text(encoding="utf-8"))
+    return sorted(n["name"] for n in manifest["nodes"].values()
+                  if n.get("resource_type") == "model" and n.get("config", {}).get("materialized") == "incremental")
+
+
+def purge_build(settings: Settings, record_ids: list[str]) -> None:
+    """Remove participants from the kept build database: a fresh file holding only the incremental
+    models, without their rows (the other models are rebuilt by the next build anyway)."""
+    from ingestion.vault import attach_encrypted, secure_connection, spill_dir
+
+    state_file = build_state_path(settings)
+    if not settings.build_path.exists() or not state_file.exists():
+        discard_build(settings)
+        return
+    fresh = settings.build_path.with_name(".build.fresh.duckdb")
+    fresh.unlink(missing_ok=True)
+    try:
+        conn = secure_connection(temp_dir=spill_dir(settings))
+        try:
+            attach_encrypted(conn, settings.build_path, "old", settings.build_key, read_only=True)
+            attach_encrypted(conn, fresh, "fresh", settings.build_key)
+            held = {r[0] for r in conn.execute(
+                "select table_name from duckdb_tables() where database_name = 'old' and schema_name = 'main'").fetchall()}
+            conn.execute("create temp table purge_ids (record_id varchar)")
+            conn.executemany("insert into purge_ids values (?)", [[r] for r in record_ids])
+            for name in incremental_models():
+                if name in held:
+                    conn.execute(f'create table fresh.main."{name}" as select * from old.main."{name}" '
+                                 "where record_id is null or record_id not in (select record_id from purge_ids)")
+            conn.execute("detach fresh")
+            conn.execute("detach old")
+        finally:
+            conn.close()
+        os.chmod(fresh, 0o600)
+        os.replace(fresh, settings.build_path)
+        settings.build_path.with_name(settings.build_path.name + ".wal").unlink(missing_ok=True)
+        state = json.loads(state_file.read_text(encoding="utf-8"))
+        state["store"] = store_signature(settings, int(state["store"]["position"]))
+        state_file.write_text(json.dumps(state, sort_keys=True), encoding="utf-8")
+    except Exception:
+        fresh.unlink(missing_ok=True)
+        discard_build(settings)  # the next build is a full one

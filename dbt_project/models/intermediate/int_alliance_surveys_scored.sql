@@ -4,8 +4,7 @@
 -- answered; the total is the mean of the three subscales when all exist.
 -- A row with no item answered is not a survey.
 with events as (
-    select * from {{ ref('stg_alliance__survey_events') }}
-    where instrument in ('wai_client', 'wai_staff')
+    select * from {{ ref('int_survey_field_events') }}
 ),
 
 lifecycle as (
@@ -15,24 +14,11 @@ lifecycle as (
     group by record_id, instrument, instance
 ),
 
-field_events as (
-    select record_id, instrument, instance, seq, entry.key as field, entry.value
-    from (
-        select record_id, instrument, instance, seq, {{ json_text_entries("payload -> 'values'") }} as entry
-        from events
-        where event_type = 'survey_recorded'
-    )
-    union all
-    select record_id, instrument, instance, seq, payload ->> 'field' as field, payload ->> 'new' as value
-    from events
-    where event_type = 'survey_field_corrected'
-),
-
 folded as (
     select f.record_id, f.instrument, f.instance, f.field, arg_max_null(f.value, f.seq) as value
-    from field_events as f
+    from events as f
     inner join lifecycle as l using (record_id, instrument, instance)
-    where l.last_lifecycle_event = 'survey_recorded'
+    where l.last_lifecycle_event = 'survey_recorded' and f.field is not null
     group by f.record_id, f.instrument, f.instance, f.field
 ),
 

@@ -3,18 +3,14 @@
 -- Participants who withdrew all data are still here (the CONSORT flow needs
 -- whether they received the intervention); int_session_events_counted drops them.
 with events as (
-    {%- for t in session_event_types() if t != 'event_voided' %}
-    select * from {{ ref('stg_sessions__' ~ t) }}
-    {%- if not loop.last %}
-    union all
-    {%- endif %}
-    {%- endfor %}
+    select * from {{ ref('int_session_events') }}
+    where event_type != 'event_voided'
 ),
 
 voided as (
     select distinct voids_event_id as event_id
-    from {{ ref('stg_sessions__event_voided') }}
-    where voids_event_id is not null
+    from {{ ref('int_session_events') }}
+    where event_type = 'event_voided' and voids_event_id is not null
 ),
 
 participants as (

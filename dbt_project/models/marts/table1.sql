@@ -120,8 +120,9 @@ continuous as (
     select
         f.cohort, f.stratum, '{{ c }}' as characteristic,
         count(s.{{ c }}) as n,
-        avg(s.{{ c }}) as mean,
-        stddev_samp(s.{{ c }}) as sd
+        -- in value order: floating-point sums then give the same bits however the rows are stored
+        avg(s.{{ c }} order by s.{{ c }}) as mean,
+        stddev_samp(s.{{ c }} order by s.{{ c }}) as sd
     from frame as f
     left join strata as s on f.cohort = s.cohort and f.stratum = s.stratum
     group by f.cohort, f.stratum

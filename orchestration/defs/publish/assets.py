@@ -43,18 +43,20 @@ def analytics_database(context: dg.AssetExecutionContext, warehouse: WarehouseRe
     group_name="publish",
     deps=[dg.AssetKey("analytics_database")],
     pool=WRITER_POOL,
-    description="Scope-2 withdrawals erased from the vault (rewritten) and the build database deleted, "
+    description="Scope-2 withdrawals erased from the vault and the kept build database (both rewritten), "
                 "once the build that excludes them has been published.",
     kinds={"duckdb"},
 )
 def participant_erasure(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     from ingestion.erasure import erase_withdrawn
     from ingestion.vault import writer_lock
+    from orchestration.steps.dbt_setup import purge_build
 
     settings = warehouse.settings()
     with writer_lock(settings):
         report = erase_withdrawn(settings)
-        settings.build_path.unlink(missing_ok=True)  # no copy of the build database outlives the run
+        if report.erased:
+            purge_build(settings, report.record_ids)  # a fresh build file without them
     if report.erased:
         progress(f"erasure: {report.erased} participant(s) who withdrew all data erased; "
                  f"{len(report.files_holding_data)} landing file(s) still hold their data (see status)")

@@ -12,7 +12,14 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_as
 from ingestion.store import position
 from ingestion.vault import open_vault
 from orchestration.defs.resources import WRITER_POOL, WarehouseResource, progress
-from orchestration.steps.dbt_setup import DBT_PROJECT_DIR, build_env_applied, dbt_vars
+from orchestration.steps.dbt_setup import (
+    DBT_PROJECT_DIR,
+    build_env_applied,
+    dbt_vars,
+    discard_build,
+    prepare_build,
+    record_build,
+)
 
 
 @functools.cache
@@ -46,13 +53,21 @@ def event_store_position(warehouse: WarehouseResource) -> int:
 def alliance_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
     settings = warehouse.settings()
     position = event_store_position(warehouse)
-    warehouse.write_run_json(context.run_id, "build.json", {"event_store_position": position, "as_of": None})
     variables = dbt_vars(settings, warehouse.profile(), max_seq=position)
     progress(f"build: dbt over the event store up to position {position}")
-    settings.build_path.unlink(missing_ok=True)  # every build starts from a fresh encrypted file
-    with build_env_applied(settings):
-        invocation = dbt.cli(["build", "--vars", json.dumps(variables)], context=context)
-        yield from invocation.stream()
+    incremental = prepare_build(settings, variables)
+    warehouse.write_run_json(context.run_id, "build.json",
+                             {"event_store_position": position, "as_of": None, "incremental": incremental})
+    progress("build: incremental (new events only in the incremental models)" if incremental
+             else "build: full (a fresh build database)")
+    try:
+        with build_env_applied(settings):
+            invocation = dbt.cli(["build", "--vars", json.dumps(variables)], context=context)
+            yield from invocation.stream()
+    except BaseException:
+        discard_build(settings)  # a failed build is not a base for the next one
+        raise
+    record_build(settings, variables)
     warehouse.write_run_json(context.run.run_id, "dbt_tests.json", {"tests": dbt_test_results(invocation)})
     progress("build: models built and dbt tests passed")
 

@@ -1,0 +1,24 @@
+{{ config(materialized='incremental', incremental_strategy='append') }}
+-- Intake change events of the records themselves (not repeating-instrument
+-- instances), one row per field they set: first-seen records give a row per field
+-- of the export, a correction its one field, a removal one row with no field.
+-- Append-only and incremental on the event-store sequence number.
+with events as (
+    select * from {{ ref('stg_intake__events') }}
+    where (payload ->> 'instrument') is null {{ new_events_only() }}
+)
+
+select record_id, seq, event_type, entry.key as field, entry.value
+from (
+    select record_id, seq, event_type, {{ json_text_entries("payload -> 'values'") }} as entry
+    from events
+    where event_type = 'intake_recorded'
+)
+union all
+select record_id, seq, event_type, payload ->> 'field' as field, payload ->> 'new' as value
+from events
+where event_type = 'intake_field_corrected'
+union all
+select record_id, seq, event_type, null as field, null as value
+from events
+where event_type = 'intake_record_removed'
