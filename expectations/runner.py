@@ -30,6 +30,21 @@ def all_checks() -> list[Check]:
 all_checks.__wrapped__ = _catalogue  # the unpatched catalogue, for tests that add a check
 
 
+def prewarm() -> None:
+    """Import Great Expectations in a background thread (about 7 s), e.g. while dbt builds in its
+    own process, so that the checks do not wait for it afterwards."""
+    import threading
+
+    def _import() -> None:
+        os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+        try:
+            import great_expectations  # noqa: F401
+        except Exception:  # the checks import it again and report a failure properly
+            pass
+
+    threading.Thread(target=_import, name="gx-import", daemon=True).start()
+
+
 def _context():
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     import great_expectations as gx

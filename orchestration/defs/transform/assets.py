@@ -60,6 +60,9 @@ def alliance_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, 
                              {"event_store_position": position, "as_of": None, "incremental": incremental})
     progress("build: incremental (new events only in the incremental models)" if incremental
              else "build: full (a fresh build database)")
+    from expectations.runner import prewarm
+
+    prewarm()  # the checks after the build need Great Expectations: import it while dbt works
     try:
         with build_env_applied(settings):
             invocation = dbt.cli(["build", "--vars", json.dumps(variables)], context=context)
