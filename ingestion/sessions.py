@@ -1,9 +1,13 @@
 """The case-management / treatment session log (JSON Lines) -> session events.
 
-Every line is validated in one DuckDB pass: JSON object, required fields per
-type, known codes, ISO-8601 timestamps with an offset, nothing dated after its
-own recording. Notes (and keys the contract does not define) go to the
+Every line is validated in one DuckDB statement: JSON object, required fields
+per type, known codes, ISO-8601 timestamps with an offset, nothing dated after
+its own recording. Notes (and keys the contract does not define) go to the
 identified store only; the payload is built from an allow-list of fields.
+
+The file's bytes are never decoded into Python text: numpy finds the line
+breaks and the lines reach DuckDB as zero-copy Arrow views of the bytes (a
+file that is not UTF-8 is decoded first, as ``readers.decode_text`` does).
 """
 
 from __future__ import annotations
@@ -11,7 +15,8 @@ from __future__ import annotations
 from datetime import datetime
 
 import duckdb
-import polars as pl
+import numpy as np
+import pyarrow as pa
 
 from ingestion.catalogue import (
     ACTIVITIES,
@@ -21,7 +26,8 @@ from ingestion.catalogue import (
     SESSION_MODES,
     SESSION_SERVICES,
 )
-from ingestion.readers import decode_text
+from ingestion.readers import ReadError, decode_text
+from ingestion.vault import sql_str
 
 MAX_LINE_CHARS = 100_000
 KNOWN_KEYS = (
@@ -33,38 +39,52 @@ SESSION_TYPES = ("session_scheduled", "session_attended", "session_missed", "ses
 TREATMENT_TYPES = ("treatment_admitted", "treatment_visit", "treatment_discharged")
 
 
-def _sql_list(values) -> str:
-    return "[" + ", ".join("'" + v + "'" for v in values) + "]"
-
-
 _TS = r"'^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}(:?\d{2})?)$'"
 _STRUCT = "{" + ", ".join(f'"{k}": "VARCHAR"' for k in KNOWN_KEYS if k != "activities") + ', "activities": "JSON"}'
 _KNOWN_LIST = "[" + ", ".join(f"'{k}'" for k in KNOWN_KEYS) + "]"
 
-# One pass: each line is parsed once into a struct of the contract's fields
-# (values as text), then typed and given a reason code when it cannot be used.
+_WS = r"'^[\s\x0b\x{85}\pZ]*$'"  # a blank line (any Unicode white space, as str.strip() sees it)
+_VERSION = "case event_type " + " ".join(f"when '{k}' then {v}" for k, v in EVENT_VERSIONS.items()) + " end"
+_PRESENT = "(" + " + ".join(f"(v.{k} is not null)::int" for k in KNOWN_KEYS) + ")"
+_NULLS = ", ".join(f"'{k}', null" for k in KNOWN_KEYS)
+
+# One statement builds stage_events from every line: the line is checked as JSON (json_valid),
+# parsed once into a struct of the contract's fields (values as text), its keys counted, typed,
+# given a reason code when it cannot be used and, when it can, its content hash and payload.
+# A line that is too long or not a JSON object is never handed to the JSON parser. Each row also
+# carries the line's reason code, record_id, note and unknown keys (``extra``), which
+# ``stage_session_log`` moves to the quarantine and the notes and then drops.
 PARSE_SQL = f"""
-create or replace temp table sl_checked as
+create or replace temp table stage_events as
 with l as (
-    select line_no, length(line) > {MAX_LINE_CHARS} as too_long,
-           case when length(line) <= {MAX_LINE_CHARS} then try_cast(line as json) end as j
+    select line_no, line,
+           case when strlen(line) > {MAX_LINE_CHARS} then length(line) > {MAX_LINE_CHARS} else false end as too_long
     from sl_lines
+    where is_line and not regexp_matches(line, {_WS})
 ),
 o as (
-    select line_no, too_long,
-           case when json_type(j) = 'OBJECT' then j end as j
+    select line_no, line, too_long,
+           not too_long and json_valid(line)
+           and (starts_with(line, '{{') or regexp_matches(line, '^[ \\t\\r\\n]*\\{{')) as is_object
     from l
 ),
 f as (
-    select line_no, too_long, j, from_json(j, '{_STRUCT}') as v,
-           len(list_filter(json_keys(j), k -> not list_contains({_KNOWN_LIST}, k))) > 0 as has_extra
+    select line_no, line, too_long, is_object,
+           case when is_object then from_json(line, '{_STRUCT}') end as v,
+           case when is_object then len(json_keys(line)) end as n_keys
     from o
 ),
 t as (
-    select line_no, too_long, j is null as not_object, md5(j::varchar) as content_hash, has_extra,
+    select line_no, line, too_long, not is_object as not_object,
+        -- a key the contract does not define: only a line with more keys than known fields holding
+        -- a value can have one (a known key set to null, or a key twice, also make more), and only
+        -- such a line has its keys listed and looked up
+        case when n_keys > {_PRESENT}
+             then len(list_filter(json_keys(line), k -> not list_contains({_KNOWN_LIST}, k))) > 0
+             else false end as has_extra,
         v.event_id, v.event_type, v.record_id, v.occurred_at as occurred_raw, v.recorded_at as recorded_raw,
         v.scheduled_for as scheduled_raw, v.service, v.mode, v.discharge_reason, v.voids_event_id, v.staff_id,
-        v.session_number as session_number_raw, v.program_id as program_id_raw, v.duration_min as duration_raw,
+        v.duration_min as duration_raw,
         case when json_type(v.activities) <> 'NULL' then v.activities end as activities, v.note,
         case when regexp_matches(coalesce(v.occurred_at, ''), {_TS}) then try_cast(v.occurred_at as timestamptz) end as occurred_at,
         case when regexp_matches(coalesce(v.recorded_at, ''), {_TS}) then try_cast(v.recorded_at as timestamptz) end as recorded_at,
@@ -73,32 +93,50 @@ t as (
         try_cast(v.program_id as integer) as program_id,
         try_cast(v.duration_min as integer) as duration_min
     from f
+),
+r as (
+    select *,
+        case
+            when too_long then 'line_too_long'
+            when not_object then 'not_json'
+            when coalesce(event_id, '') = '' then 'missing_event_id'
+            when coalesce(event_type, '') = '' then 'missing_event_type'
+            when event_type not in {tuple(SESSION_EVENT_TYPES)} then 'unknown_event_type'
+            when coalesce(record_id, '') = '' then 'missing_record_id'
+            when occurred_raw is null then 'missing_occurred_at'
+            when occurred_at is null then 'bad_timestamp'
+            when recorded_raw is not null and recorded_at is null then 'bad_timestamp'
+            when scheduled_raw is not null and scheduled_for is null then 'bad_timestamp'
+            when occurred_at > coalesce(recorded_at, $now) then 'future_dated'
+            when event_type in {tuple(SESSION_TYPES)} and (service is null or service not in {tuple(SESSION_SERVICES)}) then 'bad_service'
+            when event_type in {tuple(SESSION_TYPES)} and (session_number is null or session_number < 1 or session_number > 99) then 'bad_session_number'
+            when service is not null and service not in {tuple(SESSION_SERVICES)} then 'bad_service'
+            when event_type in {tuple(TREATMENT_TYPES)} and (program_id is null or program_id < 1 or program_id > 99) then 'bad_program_id'
+            when event_type = 'treatment_discharged' and coalesce(discharge_reason, '') not in {tuple(DISCHARGE_REASONS)} then 'bad_discharge_reason'
+            when event_type = 'event_voided' and coalesce(voids_event_id, '') = '' then 'missing_voids_event_id'
+            when mode is not null and mode not in {tuple(SESSION_MODES)} then 'bad_mode'
+            when duration_raw is not null and (duration_min is null or duration_min < 0) then 'bad_duration'
+            when activities is not null and (json_type(activities) <> 'ARRAY'
+                 or len(list_filter(from_json(activities, '["VARCHAR"]'), a -> a not in {tuple(ACTIVITIES)})) > 0) then 'bad_activities'
+        end as reason_code
+    from t
 )
-select *,
-    case
-        when too_long then 'line_too_long'
-        when not_object then 'not_json'
-        when coalesce(event_id, '') = '' then 'missing_event_id'
-        when coalesce(event_type, '') = '' then 'missing_event_type'
-        when event_type not in {tuple(SESSION_EVENT_TYPES)} then 'unknown_event_type'
-        when coalesce(record_id, '') = '' then 'missing_record_id'
-        when occurred_raw is null then 'missing_occurred_at'
-        when occurred_at is null then 'bad_timestamp'
-        when recorded_raw is not null and recorded_at is null then 'bad_timestamp'
-        when scheduled_raw is not null and scheduled_for is null then 'bad_timestamp'
-        when occurred_at > coalesce(recorded_at, $now) then 'future_dated'
-        when event_type in {tuple(SESSION_TYPES)} and (service is null or service not in {tuple(SESSION_SERVICES)}) then 'bad_service'
-        when event_type in {tuple(SESSION_TYPES)} and (session_number is null or session_number < 1 or session_number > 99) then 'bad_session_number'
-        when service is not null and service not in {tuple(SESSION_SERVICES)} then 'bad_service'
-        when event_type in {tuple(TREATMENT_TYPES)} and (program_id is null or program_id < 1 or program_id > 99) then 'bad_program_id'
-        when event_type = 'treatment_discharged' and coalesce(discharge_reason, '') not in {tuple(DISCHARGE_REASONS)} then 'bad_discharge_reason'
-        when event_type = 'event_voided' and coalesce(voids_event_id, '') = '' then 'missing_voids_event_id'
-        when mode is not null and mode not in {tuple(SESSION_MODES)} then 'bad_mode'
-        when duration_raw is not null and (duration_min is null or duration_min < 0) then 'bad_duration'
-        when activities is not null and (json_type(activities) <> 'ARRAY'
-             or len(list_filter(from_json(activities, '["VARCHAR"]'), a -> a not in {tuple(ACTIVITIES)})) > 0) then 'bad_activities'
-    end as reason_code
-from t
+select
+    event_id::varchar as event_id, ('participant/' || record_id)::varchar as stream, event_type::varchar as event_type,
+    ({_VERSION})::integer as event_version, occurred_at::timestamptz as occurred_at,
+    coalesce(recorded_at, occurred_at)::timestamptz as recorded_at,
+    (case when reason_code is null then md5(line) end)::varchar as content_hash,
+    (case when reason_code is null then json_object(
+        'event_id', event_id, 'event_type', event_type, 'record_id', record_id,
+        'occurred_at', occurred_raw, 'scheduled_for', scheduled_raw, 'recorded_at', recorded_raw,
+        'service', service, 'session_number', session_number, 'staff_id', staff_id, 'mode', mode,
+        'duration_min', duration_min, 'activities', activities, 'program_id', program_id,
+        'discharge_reason', discharge_reason, 'voids_event_id', voids_event_id) end)::json as payload,
+    line_no::bigint as ord,
+    -- the line's own columns, dropped once the quarantine and the notes are staged
+    reason_code, record_id, note,
+    case when reason_code is null and has_extra then json_merge_patch(line::json, json_object({_NULLS})) end as extra
+from r
 """
 
 REASONS = {
@@ -123,69 +161,92 @@ REASONS = {
 }
 
 
+def _split_lines(data: bytes) -> pa.Table:
+    """The file's lines as an Arrow table: ``line_no`` (from 1), ``line`` (without its line break), ``is_line``.
+
+    Valid UTF-8 (with or without a BOM) is neither decoded into Python text nor
+    copied: the lines are views into ``data``, cut at each LF (found by numpy).
+    So that the views need no copy, every line break is an element of its own
+    (``is_line`` false) between two lines. Anything that is not UTF-8 is decoded
+    as ``decode_text`` decodes it (Windows-1252, else Latin-1) and re-encoded.
+    CRLF and a lone CR end a line, as LF does.
+    """
+    if b"\x00" in data[:4096]:
+        raise ReadError("binary_file", "the file holds binary data (NUL bytes), not a text export")
+    if b"\r" in data:
+        data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    start = 3 if data.startswith(b"\xef\xbb\xbf") else 0
+    whole = pa.LargeBinaryArray.from_buffers(
+        pa.large_binary(), 1, [None, pa.py_buffer(np.array([start, len(data)], dtype=np.int64)), pa.py_buffer(data)])
+    try:
+        whole.cast(pa.large_string())  # only checks that the bytes are UTF-8
+    except pa.ArrowInvalid:
+        data, start = decode_text(data).encode("utf-8"), 0
+    del whole
+    raw = np.frombuffer(data, dtype=np.uint8)
+    step = 1 << 24  # LF positions, 16 MB at a time (no file-sized temporary)
+    breaks = np.concatenate([np.zeros(0, dtype=np.int64)] + [
+        np.flatnonzero(raw[i:i + step] == 10) + i for i in range(start, len(data), step)])
+    # Elements: line 1, LF, line 2, LF, ..., and the last line if the file does not end with a break.
+    tail = len(data) > (breaks[-1] + 1 if len(breaks) else start)
+    offsets = np.empty(2 * len(breaks) + 1 + tail, dtype=np.int64)
+    offsets[0] = start
+    offsets[1:2 * len(breaks):2] = breaks
+    offsets[2:2 * len(breaks) + 1:2] = breaks + 1
+    if tail:
+        offsets[-1] = len(data)
+    n = len(offsets) - 1
+    table = pa.table({
+        "line_no": pa.array(np.arange(n, dtype=np.int64) // 2 + 1),
+        "is_line": pa.array(np.arange(n) % 2 == 0),
+        "line": pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data)),
+    })
+    # In batches, so that DuckDB scans them in parallel (one batch would be read by one thread).
+    return pa.Table.from_batches(table.to_batches(max_chunksize=1 << 16), table.schema)
+
+
 def stage_session_log(conn: duckdb.DuckDBPyConnection, data: bytes, ingest_time: datetime) -> tuple[str, int, str]:
-    text = decode_text(data)
-    lines = (
-        pl.Series("line", [text]).str.split("\n").explode().to_frame()
-        .with_row_index("line_no", offset=1)
-        .filter(pl.col("line").str.strip_chars() != "")
-    )
-    del text
+    lines = _split_lines(data)
     conn.register("sl_lines", lines)
-    conn.execute(PARSE_SQL, {"now": ingest_time})
+    try:
+        # stage_events is rebuilt with every line of the file, usable or not, and the line's
+        # reason code, record_id, note and unknown keys; what is not an event goes below.
+        conn.execute(PARSE_SQL, {"now": ingest_time})
+    finally:
+        conn.unregister("sl_lines")
+        del lines
     # Participants who withdrew all data never come back (their events are not stored).
     from ingestion.erasure import erased_keys_sql
 
     if conn.execute("select count(*) from events.events where event_type = 'participant_erased'").fetchone()[0]:
         conn.execute(
-            f"""update sl_checked set reason_code = 'erased_participant'
+            f"""update stage_events set reason_code = 'erased_participant'
                 where reason_code is null and record_id in (
-                    select record_id from (select distinct record_id from sl_checked where record_id is not null)
+                    select record_id from (select distinct record_id from stage_events where record_id is not null)
                     where participant_key(record_id) in ({erased_keys_sql()}))"""
         )
-    reasons = pl.DataFrame({"code": list(REASONS), "reason": list(REASONS.values())})
-    conn.register("sl_reasons", reasons)
+    reasons = ", ".join(f"('{code}', {sql_str(reason)})" for code, reason in REASONS.items())
     conn.execute(
-        """insert into stage_quarantine
-           select 'line ' || c.line_no, c.reason_code, r.reason
-           from sl_checked c join sl_reasons r on r.code = c.reason_code where c.reason_code is not null
-           order by c.line_no"""
+        f"""insert into stage_quarantine
+            select 'line ' || s.ord, s.reason_code, r.reason
+            from stage_events s join (values {reasons}) r(code, reason) on r.code = s.reason_code
+            where s.reason_code is not null
+            order by s.ord"""
     )
-    conn.unregister("sl_reasons")
-    versions = pl.DataFrame({"event_type": list(EVENT_VERSIONS), "version": list(EVENT_VERSIONS.values())})
-    conn.register("sl_versions", versions)
     conn.execute(
         """
-        insert into stage_events
-        select event_id, 'participant/' || record_id, c.event_type, v.version, occurred_at,
-               coalesce(recorded_at, occurred_at), content_hash,
-               json_object(
-                'event_id', event_id, 'event_type', c.event_type, 'record_id', record_id,
-                'occurred_at', occurred_raw, 'scheduled_for', scheduled_raw, 'recorded_at', recorded_raw,
-                'service', service, 'session_number', session_number, 'staff_id', staff_id, 'mode', mode,
-                'duration_min', duration_min, 'activities', activities, 'program_id', program_id,
-                'discharge_reason', discharge_reason, 'voids_event_id', voids_event_id),
-               line_no
-        from sl_checked c join sl_versions v on v.event_type = c.event_type
-        where reason_code is null
-        """
-    )
-    conn.unregister("sl_versions")
-    nulls = ", ".join(f"'{k}', null" for k in KNOWN_KEYS)
-    conn.execute(
-        f"""
         insert into stage_notes
-        select c.event_id, c.record_id, c.note,
-               case when c.has_extra then json_merge_patch(l.line::json, json_object({nulls})) end
-        from sl_checked c join sl_lines l using (line_no)
-        where c.reason_code is null and (c.note is not null or c.has_extra)
+        select event_id, record_id, note, extra from stage_events
+        where reason_code is null and (note is not null or extra is not null)
         """
     )
-    conn.unregister("sl_lines")
-    del lines
-    rows, extra = conn.execute(
-        "select count(*), count(*) filter (where reason_code is null and has_extra) from sl_checked"
+    rows, quarantined, extra = conn.execute(
+        """select count(*), count(reason_code), count(*) filter (where reason_code is null and extra is not null)
+           from stage_events"""
     ).fetchone()
-    conn.execute("drop table sl_checked")
+    if quarantined:
+        conn.execute("delete from stage_events where reason_code is not null")
+    for column in ("reason_code", "record_id", "note", "extra"):
+        conn.execute(f"alter table stage_events drop column {column}")
     detail = f"{extra} line(s) carried keys the contract does not define; kept in the identified store only" if extra else ""
     return "applied", rows, detail

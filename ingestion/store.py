@@ -195,18 +195,23 @@ def commit_batch(
     try:
         seq0 = conn.execute("select coalesce(max(seq), 0) from events.events").fetchone()[0]
         if apply_events:
+            # Only the events whose id is already held, or repeated inside the batch, need
+            # comparing (on a fresh log: none). They are ranked in a narrow table; the
+            # batch itself is not copied.
             conn.execute(
                 """
-                create or replace temp table stage_ranked as
-                select s.*,
-                       row_number() over w as dup_rank,
-                       first_value(s.content_hash) over w as first_hash,
-                       h.content_hash as held_hash
-                from stage_events s
-                left join (
-                    select event_id, any_value(content_hash) as content_hash from events.events
+                create or replace temp table stage_clash as
+                with held as (
+                    select event_id, any_value(content_hash) as held_hash from events.events
                     where event_id in (select event_id from stage_events) group by event_id
-                ) h using (event_id)
+                ),
+                repeated as (select event_id from stage_events group by event_id having count(*) > 1)
+                select s.rowid as rid, s.event_id, s.content_hash, h.held_hash,
+                       row_number() over w as dup_rank,
+                       first_value(s.content_hash) over w as first_hash
+                from stage_events s
+                left join held h using (event_id)
+                where h.held_hash is not null or s.event_id in (select event_id from repeated)
                 window w as (partition by s.event_id order by s.ord, s.content_hash)
                 """
             )
@@ -216,26 +221,33 @@ def commit_batch(
                 select 'event ' || event_id, 'conflicting_event_id',
                        'an event with this event_id is already held with different content; '
                        || 'the source must issue a new event_id (or an event_voided) to correct it'
-                from stage_ranked
+                from stage_clash
                 where (held_hash is not null and held_hash <> content_hash)
                    or (held_hash is null and dup_rank > 1 and content_hash <> first_hash)
+                order by rid
                 """
             )
             duplicates = conn.execute(
-                """select count(*) from stage_ranked
+                """select count(*) from stage_clash
                    where held_hash = content_hash or (held_hash is null and dup_rank > 1 and content_hash = first_hash)"""
             ).fetchone()[0]
+            # Sequence numbers follow (ord, event_id): the order is worked out on the keys
+            # alone (row id, ord, event_id), then joined back to the rows.
             conn.execute(
                 """
                 insert into events.events
-                select ? + row_number() over (order by ord, event_id) as seq,
-                       event_id, stream, event_type, event_version, occurred_at, recorded_at,
-                       ?::timestamptz, ?, ?, content_hash, payload
-                from stage_ranked
-                where held_hash is null and dup_rank = 1
+                select ? + o.seq, s.event_id, s.stream, s.event_type, s.event_version, s.occurred_at,
+                       s.recorded_at, ?::timestamptz, ?, ?, s.content_hash, s.payload
+                from stage_events s
+                join (
+                    select rowid as rid, row_number() over (order by ord, event_id) as seq
+                    from stage_events
+                    where rowid not in (select rid from stage_clash where held_hash is not null or dup_rank > 1)
+                ) o on s.rowid = o.rid
                 """,
                 [seq0, now, batch_id, source],
             )
+            conn.execute("drop table stage_clash")
         else:
             duplicates = 0
         appended, last_seq = conn.execute(

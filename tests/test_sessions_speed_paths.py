@@ -1,0 +1,199 @@
+"""The session log's fast reading path: bytes cut into lines without decoding them in Python.
+
+Every awkward shape of a landed file must give what a plain LF / UTF-8 file
+gives: a BOM, CRLF or lone-CR line breaks, blank and white-space lines, no
+final line break, Windows-1252 text, a 2 MB line, lines that are not JSON
+objects; line numbers in quarantine reasons stay those a person sees in an
+editor; sequence numbers follow the file's order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pyarrow as pa
+from conftest import land
+
+from ingestion import sessions
+from ingestion.ingest import ingest_landing
+from ingestion.vault import open_vault
+
+
+def line(**kw) -> str:
+    base = {"event_id": "e1", "event_type": "session_attended", "record_id": "1",
+            "occurred_at": "2025-03-10T10:00:00-04:00", "recorded_at": "2025-03-10T11:00:00-04:00",
+            "service": "case_management", "session_number": 1}
+    base.update(kw)
+    return json.dumps({k: v for k, v in base.items() if v is not None})
+
+
+def rows(settings, sql, params=None):
+    conn = open_vault(settings, read_only=True)
+    try:
+        return conn.execute(sql, params or []).fetchall()
+    finally:
+        conn.close()
+
+
+def held(settings) -> list[tuple]:
+    return rows(settings, "select seq, event_id, content_hash from events.events order by seq")
+
+
+def quarantined(settings) -> list[tuple]:
+    return rows(settings, "select location, reason_code from events.quarantine where location is not null "
+                          "order by location")
+
+
+# --- the line splitter itself ---------------------------------------------------------------------
+
+def split(data: bytes) -> list[tuple[int, str]]:
+    table = sessions._split_lines(data)
+    return [(r["line_no"], r["line"]) for r in table.to_pylist() if r["is_line"]]
+
+
+def test_lines_are_cut_at_every_kind_of_line_break_and_numbered_as_an_editor_shows_them():
+    assert split(b"a\nb\n") == [(1, "a"), (2, "b")]
+    assert split(b"a\nb") == [(1, "a"), (2, "b")]  # no final line break
+    assert split(b"\xef\xbb\xbfa\r\nb\r\n\r\nc") == [(1, "a"), (2, "b"), (3, ""), (4, "c")]
+    assert split(b"a\rb\r") == [(1, "a"), (2, "b")]  # old Mac line breaks
+    assert split(b"\n\n") == [(1, ""), (2, "")]
+    assert split(b"") == [] and split(b"\xef\xbb\xbf") == []
+    assert split("caf\u00e9\n\u201cx\u201d\n".encode("cp1252")) == [(1, "caf\u00e9"), (2, "\u201cx\u201d")]
+
+
+def test_utf8_lines_are_views_into_the_landed_bytes_not_copies():
+    data = ("\n".join(line(event_id=f"e{i}") for i in range(10)) + "\n").encode()
+    table = sessions._split_lines(data)
+    values = table.column("line").chunk(0).buffers()[2]
+    assert values.address == pa.py_buffer(data).address
+    # many lines come in several batches (DuckDB scans them in parallel), numbered across batches
+    big = sessions._split_lines(b"x\n" * 70_000)
+    assert big.column("line").num_chunks > 1
+    assert big.column("line_no").to_pylist()[-1] == 70_000
+
+
+# --- through ingest_landing ------------------------------------------------------------------------
+
+def test_bom_crlf_and_blank_lines_give_the_same_events_and_line_numbers_as_a_plain_file(wh):
+    body = [line(event_id="a1"), "", line(event_id="a2"), "   \t", "{not json", line(event_id="a3")]
+    land(wh, "sessions", "plain.jsonl", "\n".join(body) + "\n")
+    [plain] = ingest_landing(wh).outcomes
+    assert (plain.rows_read, plain.events_appended, plain.reasons) == (4, 3, {"not_json": 1})
+    assert quarantined(wh) == [("line 5", "not_json")]
+    # the same lines with a BOM, CRLF and white space that is not ASCII: the same content, so duplicates
+    land(wh, "sessions", "windows.jsonl", ("\ufeff" + "\r\n".join(body).replace("   \t", "\u00a0\u3000")
+                                           + "\r\n").encode())
+    [win] = ingest_landing(wh).outcomes
+    assert (win.rows_read, win.events_appended, win.duplicates, win.reasons) == (4, 0, 3, {"not_json": 1})
+    assert quarantined(wh) == [("line 5", "not_json"), ("line 5", "not_json")]
+    # the content hash is the line's text, without its line break or the BOM
+    assert [h for _, _, h in held(wh)] == [hashlib.md5(line(event_id=f"a{i}").encode()).hexdigest()
+                                           for i in (1, 2, 3)]
+
+
+def test_a_file_without_a_final_line_break_and_one_with_lone_cr_breaks(wh):
+    land(wh, "sessions", "a.jsonl", line(event_id="a1") + "\n" + line(event_id="a2"))
+    land(wh, "sessions", "b.jsonl", line(event_id="b1") + "\r" + "{oops" + "\r" + line(event_id="b2"))
+    a, b = ingest_landing(wh).outcomes
+    assert (a.rows_read, a.events_appended) == (2, 2)
+    assert (b.rows_read, b.events_appended, b.reasons) == (3, 2, {"not_json": 1})
+    assert rows(wh, "select location from events.quarantine where file_name = 'b.jsonl'") == [("line 2",)]
+
+
+def test_a_windows_1252_file_is_read_with_its_accents(wh):
+    text = line(event_id="w1", note="Caf\u00e9 with \u201cM\u201d") + "\r\n" + line(event_id="w2") + "\r\n"
+    land(wh, "sessions", "cp.jsonl", text.encode("cp1252"))
+    [out] = ingest_landing(wh).outcomes
+    assert (out.events_appended, out.reasons) == (2, {})
+    assert rows(wh, "select note from identified.session_notes") == [("Caf\u00e9 with \u201cM\u201d",)]
+    [(payload,)] = rows(wh, "select payload::varchar from events.events where event_id = 'w1'")
+    assert "note" not in json.loads(payload) and "Caf" not in payload
+
+
+def test_a_2mb_line_is_quarantined_with_its_line_number_and_the_rest_goes_through(wh):
+    huge = json.dumps({"event_id": "big", "event_type": "contact_attempt", "record_id": "1",
+                       "occurred_at": "2025-03-10T10:00:00Z", "note": "y" * 2_000_000})
+    land(wh, "sessions", "a.jsonl", "\n".join([line(event_id="a1"), huge, line(event_id="a3")]) + "\n")
+    [out] = ingest_landing(wh).outcomes
+    assert (out.rows_read, out.events_appended, out.reasons) == (3, 2, {"line_too_long": 1})
+    assert quarantined(wh) == [("line 2", "line_too_long")]
+    assert [e for _, e, _ in held(wh)] == ["a1", "a3"]
+
+
+def test_a_line_of_exactly_the_limit_is_read_and_one_character_more_is_not(wh):
+    def sized(event_id: str, chars: int, fill: str) -> str:
+        head = line(event_id=event_id, note="")[:-len('""}')]
+        return head + '"' + fill * (chars - len(head) - 3) + '"}'
+
+    at_limit = sized("ok", sessions.MAX_LINE_CHARS, "\u00e9")  # 2 bytes a character: bytes are not characters
+    over = sized("over", sessions.MAX_LINE_CHARS + 1, "y")
+    assert len(at_limit) == sessions.MAX_LINE_CHARS and len(over) == sessions.MAX_LINE_CHARS + 1
+    land(wh, "sessions", "a.jsonl", at_limit + "\r\n" + over + "\r\n")
+    [out] = ingest_landing(wh).outcomes
+    assert (out.events_appended, out.reasons) == (1, {"line_too_long": 1})
+    assert quarantined(wh) == [("line 2", "line_too_long")]
+
+
+def test_lines_that_are_not_json_objects_are_quarantined_and_white_space_before_an_object_is_not(wh):
+    lines = ["[1, 2]", '"text"', "42", "null", "{", '{"a": 1} trailing', '{"a": 1}', "  \t" + line(event_id="sp"),
+             line(event_id="ok") + "  "]
+    land(wh, "sessions", "a.jsonl", "\n".join(lines) + "\n")
+    [out] = ingest_landing(wh).outcomes
+    assert out.events_appended == 2
+    assert out.reasons == {"not_json": 6, "missing_event_id": 1}
+    assert quarantined(wh) == [(f"line {i}", "not_json") for i in range(1, 7)] + [("line 7", "missing_event_id")]
+
+
+def test_a_file_with_nul_bytes_is_quarantined_whole(wh):
+    land(wh, "sessions", "bin.jsonl", b"\x00\x01\x02" + line().encode())
+    [out] = ingest_landing(wh).outcomes
+    assert (out.status, out.events_appended, out.reasons) == ("quarantined", 0, {"binary_file": 1})
+
+
+def test_sequence_numbers_follow_the_file_order_across_batches_and_skip_duplicates(wh):
+    n = 70_000  # more lines than one Arrow batch holds
+    body = [line(event_id=f"k{n - i:06d}", session_number=1 + i % 5) for i in range(n)]
+    body[50] = body[10]  # line 51 repeats line 11 byte for byte: a duplicate
+    body[60_001] = "{broken"
+    land(wh, "sessions", "big.jsonl", "\n".join(body) + "\n")
+    [out] = ingest_landing(wh).outcomes
+    assert (out.rows_read, out.events_appended, out.duplicates, out.reasons) == (n, n - 2, 1, {"not_json": 1})
+    assert quarantined(wh) == [("line 60002", "not_json")]
+    seqs = held(wh)
+    assert [s for s, _, _ in seqs] == list(range(1, n - 1))
+    # event ids count down, so a sort by event_id would reverse them: seq is the file's order
+    expected = [f"k{n - i:06d}" for i in range(n) if i not in (50, 60_001)]
+    assert [e for _, e, _ in seqs] == expected
+
+
+def test_a_grown_log_appends_only_the_new_lines_after_the_old_ones(wh):
+    first = [line(event_id=f"g{i}") for i in range(5)]
+    land(wh, "sessions", "log.jsonl", "\n".join(first) + "\n")
+    ingest_landing(wh)
+    grown = first + [line(event_id="g9"), line(event_id="g2", session_number=4), line(event_id="g7")]
+    land(wh, "sessions", "log.jsonl", "\n".join(grown) + "\n")
+    [out] = ingest_landing(wh).outcomes
+    assert (out.events_appended, out.duplicates, out.reasons) == (2, 5, {"conflicting_event_id": 1})
+    assert [(s, e) for s, e, _ in held(wh)][5:] == [(6, "g9"), (7, "g7")]
+    assert rows(wh, "select location from events.quarantine where reason_code = 'conflicting_event_id'") == [
+        ("event g2",)]
+
+
+def test_events_of_an_erased_participant_are_quarantined_not_stored(wh):
+    land(wh, "sessions", "a.jsonl", line(event_id="x1") + "\n")
+    ingest_landing(wh)  # creates the vault
+    conn = open_vault(wh)
+    try:
+        conn.execute(
+            """insert into events.events
+               select 2, 'erase-7', 'erasure/' || participant_key('7'), 'participant_erased', 1, now(), now(),
+                      now(), 'erasure-batch', 'erasure', 'h', json_object('participant_key', participant_key('7'))""")
+    finally:
+        conn.close()
+    land(wh, "sessions", "b.jsonl", "\n".join([line(event_id="x2", record_id="7"), line(event_id="x3")]) + "\n")
+    [out] = ingest_landing(wh).outcomes
+    assert (out.events_appended, out.reasons) == (1, {"erased_participant": 1})
+    assert rows(wh, "select location from events.quarantine where reason_code = 'erased_participant'") == [
+        ("line 1",)]
+    assert rows(wh, "select event_id from events.events where event_id like 'x%' order by seq") == [("x1",), ("x3",)]
