@@ -29,8 +29,12 @@ demo: install
 run: install
 	$(BIN)/alliance-wh run
 
+# The dbt SQL too: lower-case and sqlfluff-clean (rules in .sqlfluff; the jinja templater, no database).
+# dbt_project/tests may be absent (no singular data tests yet): lint only the folders that exist.
+SQL_LINT_PATHS := $(wildcard dbt_project/models dbt_project/macros dbt_project/tests)
 lint: install
 	$(BIN)/ruff check ingestion orchestration expectations tests
+	$(BIN)/sqlfluff lint $(SQL_LINT_PATHS)
 
 test: install lint
 	$(BIN)/dg check defs

@@ -35,8 +35,9 @@ forbidden as (
     from {{ ref('stg_intake__dictionary') }}
     where is_identifier or field_type in ('notes', 'file')
     union
-    select * from (values ('record_id'), ('pseudonym'), ('note'), ('notes'), ('speaker'), ('staff_notes')) as v (name)
+    select v.name
+    from (values ('record_id'), ('pseudonym'), ('note'), ('notes'), ('speaker'), ('staff_notes')) as v (name)
 )
 
-select c.mart, c.column_name, lower(c.column_name) in (select name from forbidden) as is_identifying
+select c.mart, c.column_name, lower(c.column_name) in (select f.name from forbidden as f) as is_identifying
 from columns as c

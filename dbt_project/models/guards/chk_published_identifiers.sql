@@ -28,9 +28,12 @@ with held as (
 cells as (
     {%- set parts = [] %}
     {%- for m in marts %}
-    {%- if execute %}{% for col in adapter.get_columns_in_relation(ref(m)) if col.dtype | lower in ('varchar', 'text', 'string') %}
-    {%- do parts.append("select '" ~ m ~ "' as mart, '" ~ col.name ~ "' as column_name, lower(trim(cast(" ~ adapter.quote(col.name) ~ " as varchar))) as cell from " ~ ref(m)) %}
-    {%- endfor %}{% endif %}
+    {%- if execute %}
+    {%- for col in adapter.get_columns_in_relation(ref(m)) if col.dtype | lower in ('varchar', 'text', 'string') %}
+    {%- do parts.append("select '" ~ m ~ "' as mart, '" ~ col.name ~ "' as column_name, lower(trim(cast("
+                        ~ adapter.quote(col.name) ~ " as varchar))) as cell from " ~ ref(m)) %}
+    {%- endfor %}
+    {%- endif %}
     {%- endfor %}
     {%- if parts %}
     {{ parts | join('\n    union all\n    ') }}

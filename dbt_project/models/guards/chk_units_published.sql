@@ -15,7 +15,9 @@ resolved as (
     left join {{ ref('int_participants_projected') }} as p on u.consent_record_id = p.record_id
 )
 
-select pu.unit_key, coalesce(r.audio_consented, false) as audio_consented,
-       coalesce(r.screening_cleared, false) as screening_cleared
+select
+    pu.unit_key,
+    coalesce(r.audio_consented, false) as audio_consented,
+    coalesce(r.screening_cleared, false) as screening_cleared
 from published as pu
 left join resolved as r on pu.unit_key = r.unit_key

@@ -10,11 +10,15 @@ with cut as (
 dated as (
     select 'sessions' as mart, participant_key, occurred_on as dated_on from {{ ref('sessions') }}
     union all
-    select 'alliance_scores', participant_key, surveyed_on from {{ ref('alliance_scores') }}
+    select 'alliance_scores' as mart, participant_key, surveyed_on as dated_on from {{ ref('alliance_scores') }}
     union all
-    select 'retention', participant_key, coalesce(discharged_on, admitted_on) from {{ ref('retention') }}
+    select 'retention' as mart, participant_key, coalesce(discharged_on, admitted_on) as dated_on
+    from {{ ref('retention') }}
     union all
-    select 'retention_censoring', r.participant_key, r.admitted_on + cast(r.days_in_treatment as integer)
+    select
+        'retention_censoring' as mart,
+        r.participant_key,
+        r.admitted_on + cast(r.days_in_treatment as integer) as dated_on
     from {{ ref('retention') }} as r
 )
 

@@ -3,6 +3,7 @@
 -- A subscale is the mean of its answered items when at least 3 of 4 are
 -- answered; the total is the mean of the three subscales when all exist.
 -- A row with no item answered is not a survey.
+{%- set subscales = {'goal': [4, 6, 8, 11], 'task': [1, 2, 10, 12], 'bond': [3, 5, 7, 9]} %}
 with events as (
     select * from {{ ref('int_survey_field_events') }}
 ),
@@ -31,23 +32,39 @@ surveys as (
         try_cast(max(value) filter (where field in ('waic_date', 'wais_date')) as date) as surveyed_on,
         try_cast(max(value) filter (where field in ('waic_session', 'wais_session')) as integer) as session_number,
         {%- for i in range(1, 13) %}
-        try_cast(max(value) filter (where field in ('waic_{{ i }}', 'wais_{{ i }}')) as integer) as item_{{ i }}{% if not loop.last %},{% endif %}
+        try_cast(max(value) filter (where field in ('waic_{{ i }}', 'wais_{{ i }}')) as integer) as item_{{ i }}
+        {%- if not loop.last %},{% endif %}
         {%- endfor %}
     from folded
     group by record_id, instrument, instance
 ),
 
-{%- set subscales = {'goal': [4, 6, 8, 11], 'task': [1, 2, 10, 12], 'bond': [3, 5, 7, 9]} %}
 scored as (
     select
         *,
         {%- for name, items in subscales.items() %}
-        {%- set answered %}({% for i in items %}(item_{{ i }} is not null)::int{% if not loop.last %} + {% endif %}{% endfor %}){% endset %}
-        case when {{ answered }} >= 3 then
-            ({% for i in items %}coalesce(item_{{ i }}, 0){% if not loop.last %} + {% endif %}{% endfor %}) / {{ answered }}
+        case
+            when (
+                {%- for i in items %}
+                {% if not loop.first %}+ {% endif %}cast(item_{{ i }} is not null as int)
+                {%- endfor %}
+            ) >= 3
+                then (
+                    {%- for i in items %}
+                    {% if not loop.first %}+ {% endif %}coalesce(item_{{ i }}, 0)
+                    {%- endfor %}
+                ) / (
+                    {%- for i in items %}
+                    {% if not loop.first %}+ {% endif %}cast(item_{{ i }} is not null as int)
+                    {%- endfor %}
+                )
         end as {{ name }},
         {%- endfor %}
-        ({% for i in range(1, 13) %}(item_{{ i }} is not null)::int{% if not loop.last %} + {% endif %}{% endfor %}) as items_answered
+        (
+            {%- for i in range(1, 13) %}
+            {% if not loop.first %}+ {% endif %}cast(item_{{ i }} is not null as int)
+            {%- endfor %}
+        ) as items_answered
     from surveys
 )
 

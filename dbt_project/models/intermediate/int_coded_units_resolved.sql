@@ -12,7 +12,7 @@ texts as (
 pseudonyms as (
     select lower(pseudonym) as pseudonym, any_value(record_id) as record_id
     from {{ ref('stg_transcripts__pseudonyms') }}
-    group by 1
+    group by lower(pseudonym)
 ),
 
 held as (
@@ -32,12 +32,10 @@ resolved as (
         t.speaker,
         t.unit_text,
         -- an interview belongs to its interviewee: from the export, else the INT-<record_id>-<n> name
-        case when u.transcript_kind = 'interview' then
-            coalesce(
-                max(u.record_id) over (partition by u.transcript_id),
-                nullif(regexp_extract(u.transcript_id, '^INT-(.+)-[0-9]+$', 1), '')
-            )
-        end as interviewee_record_id,
+        case when u.transcript_kind = 'interview' then coalesce(
+            max(u.record_id) over (partition by u.transcript_id),
+            nullif(regexp_extract(u.transcript_id, '^INT-(.+)-[0-9]+$', 1), '')
+        ) end as interviewee_record_id,
         coalesce(ps.record_id, case when u.transcript_kind = 'focus_group' then u.record_id end) as speaker_record_id,
         h.hold_reasons
     from units as u

@@ -6,14 +6,16 @@
 with events as (
     select * from {{ ref('stg_intake__events') }}
     where (payload ->> 'instrument') is null {{ new_events_only() }}
-)
+),
 
-select record_id, seq, event_type, entry.key as field, entry.value
-from (
+recorded as (
     select record_id, seq, event_type, {{ json_text_entries("payload -> 'values'") }} as entry
     from events
     where event_type = 'intake_recorded'
 )
+
+select record_id, seq, event_type, entry['key'] as field, entry['value'] as value
+from recorded
 union all
 select record_id, seq, event_type, payload ->> 'field' as field, payload ->> 'new' as value
 from events

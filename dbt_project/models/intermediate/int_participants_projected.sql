@@ -123,4 +123,4 @@ select
     case when is_withdrawn and withdrawal_scope_number = 1 then withdrawal_date end as censor_date
 from typed
 -- a participant erased after withdrawing all data never comes back, whatever a later delivery holds
-where participant_key(record_id) not in (select participant_key from {{ ref('stg_erasures__participants') }})
+where participant_key(record_id) not in (select e.participant_key from {{ ref('stg_erasures__participants') }} as e)

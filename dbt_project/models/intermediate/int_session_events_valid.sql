@@ -4,7 +4,7 @@
 -- whether they received the intervention); int_session_events_counted drops them.
 with events as (
     select * from {{ ref('int_session_events') }}
-    where event_type != 'event_voided'
+    where event_type <> 'event_voided'
 ),
 
 voided as (

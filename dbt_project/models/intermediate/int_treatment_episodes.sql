@@ -32,7 +32,7 @@ discharges as (
         row_number() over (partition by a.record_id order by d.occurred_at, d.event_id) as discharge_rank
     from first_admission as a
     inner join {{ ref('int_session_events_counted') }} as d
-        on a.record_id = d.record_id and d.event_type = 'treatment_discharged' and d.occurred_on >= a.admitted_on
+        on a.record_id = d.record_id and d.event_type = 'treatment_discharged' and a.admitted_on <= d.occurred_on
 )
 
 select

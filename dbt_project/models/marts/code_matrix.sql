@@ -13,13 +13,13 @@ people as (
 attributes as (
     select record_id, 'arm' as attribute, case when is_randomized then rand_arm end as value from people
     union all
-    select record_id, 'sex', sex from people
+    select record_id, 'sex' as attribute, sex as value from people
     union all
-    select record_id, 'race', race from people
+    select record_id, 'race' as attribute, race as value from people
     union all
-    select record_id, 'drug_class', drug_class from people
+    select record_id, 'drug_class' as attribute, drug_class as value from people
     union all
-    select record_id, 'homeless', homeless from people
+    select record_id, 'homeless' as attribute, homeless as value from people
 )
 
 select

@@ -29,8 +29,8 @@ pair_chars as (
 ),
 
 compared as (
-    select coder_a, coder_b, count(*) as characters_compared
-    from (select distinct coder_a, coder_b, transcript_id, pos from pair_chars)
+    select p.coder_a, p.coder_b, count(*) as characters_compared
+    from (select distinct coder_a, coder_b, transcript_id, pos from pair_chars) as p
     group by all
 ),
 

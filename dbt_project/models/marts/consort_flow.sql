@@ -35,13 +35,13 @@ erased as (
 
 people as (
     select * from projected
-    where participant_key not in (select participant_key from erased)
+    where participant_key not in (select e.participant_key from erased as e)
     union all
     select * from erased
 ),
 
 arms as (
-    select * from (values (1, 'SBCM'), (2, 'MI'), (3, 'Standard')) as a (arm_order, arm)
+    select a.arm_order, a.arm from (values (1, 'SBCM'), (2, 'MI'), (3, 'Standard')) as a (arm_order, arm)
 ),
 
 decline_levels as (
@@ -59,7 +59,7 @@ not_consented as (
     select coalesce(decline_reason, 'Not recorded') as reason, count(*) as n
     from people
     where not is_consented
-    group by 1
+    group by coalesce(decline_reason, 'Not recorded')
 ),
 
 excluded as (
@@ -69,7 +69,7 @@ excluded as (
     union all
     select reason, 1000 as level_order, n
     from not_consented
-    where reason not in (select reason from decline_levels)
+    where reason not in (select l.reason from decline_levels as l)
     union all
     select 'Not randomized' as reason, 2000 as level_order, count(*) as n
     from people
@@ -103,26 +103,46 @@ per_arm as (
 ),
 
 flow as (
-    select 1 as stage_order, 0 as arm_order, 0 as reason_order, 'assessed' as stage, 'All' as arm,
-           count(*) as n, cast(null as varchar) as reason
+    select
+        1 as stage_order, 0 as arm_order, 0 as reason_order, 'assessed' as stage, 'All' as arm,
+        count(*) as n, cast(null as varchar) as reason
     from people
     union all
-    select 2, 0, level_order, 'excluded', 'All', n, reason
+    select
+        2 as stage_order, 0 as arm_order, level_order as reason_order, 'excluded' as stage, 'All' as arm,
+        n, reason
     from excluded
     union all
-    select 3, 0, 0, 'randomized', 'All', count(*), null
+    select
+        3 as stage_order, 0 as arm_order, 0 as reason_order, 'randomized' as stage, 'All' as arm,
+        count(*) as n, null as reason
     from people
     where is_consented and is_randomized
     union all
-    select 4, arm_order, 0, 'allocated', arm, allocated, null from per_arm
+    select
+        4 as stage_order, arm_order, 0 as reason_order, 'allocated' as stage, arm,
+        allocated as n, null as reason
+    from per_arm
     union all
-    select 5, arm_order, 0, 'received_intervention', arm, received_intervention, null from per_arm
+    select
+        5 as stage_order, arm_order, 0 as reason_order, 'received_intervention' as stage, arm,
+        received_intervention as n, null as reason
+    from per_arm
     union all
-    select 6, arm_order, 0, 'lost_to_followup', arm, lost_to_followup, null from per_arm
+    select
+        6 as stage_order, arm_order, 0 as reason_order, 'lost_to_followup' as stage, arm,
+        lost_to_followup as n, null as reason
+    from per_arm
     union all
-    select 7, arm_order, 0, 'withdrew', arm, withdrew, null from per_arm
+    select
+        7 as stage_order, arm_order, 0 as reason_order, 'withdrew' as stage, arm,
+        withdrew as n, null as reason
+    from per_arm
     union all
-    select 8, arm_order, 0, 'analysed', arm, analysed, null from per_arm
+    select
+        8 as stage_order, arm_order, 0 as reason_order, 'analysed' as stage, arm,
+        analysed as n, null as reason
+    from per_arm
 )
 
 select stage, arm, n, reason, stage_order, arm_order, reason_order

@@ -1,7 +1,9 @@
 -- One row per non-voided session or contact event of a published participant.
 with events as (
     select * from {{ ref('int_session_events_counted') }}
-    where event_type in ('session_scheduled', 'session_attended', 'session_missed', 'session_cancelled', 'contact_attempt')
+    where event_type in (
+        'session_scheduled', 'session_attended', 'session_missed', 'session_cancelled', 'contact_attempt'
+    )
 ),
 
 participants as (

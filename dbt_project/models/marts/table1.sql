@@ -8,12 +8,14 @@
 {%- for c in ['sex', 'race', 'ethnicity', 'education', 'marital_status', 'homeless', 'employed',
               'drug_of_choice', 'drug_class', 'cooccurring', 'prior_treatment', 'recent_treatment',
               'asam_level', 'court_referred'] %}
-    {%- set needs = {'drug_class': 'drug_of_choice', 'prior_treatment': 'prior_tx_episodes',
-                     'recent_treatment': 'prior_tx_episodes'}.get(c, c) %}
-    {%- if concept_field(needs) %}{% do labelled.append(c) %}{% endif %}
+{%- set needs = {'drug_class': 'drug_of_choice', 'prior_treatment': 'prior_tx_episodes',
+                 'recent_treatment': 'prior_tx_episodes'}.get(c, c) %}
+{%- if concept_field(needs) %}{% do labelled.append(c) %}{% endif %}
 {%- endfor %}
 {%- set continuous = [] %}
-{%- for c in ['age', 'prior_tx_episodes'] %}{% if concept_field(c) %}{% do continuous.append(c) %}{% endif %}{% endfor %}
+{%- for c in ['age', 'prior_tx_episodes'] %}
+{%- if concept_field(c) %}{% do continuous.append(c) %}{% endif %}
+{%- endfor %}
 {%- do continuous.append('sessions_attended') %}
 with base as (
     select
@@ -40,7 +42,7 @@ cohorts as (
     select 'randomized' as cohort, * from base where is_randomized
     union all
     select 'qualitative' as cohort, b.* from base as b
-    where b.record_id in (select record_id from {{ ref('int_qualitative_participants') }})
+    where b.record_id in (select q.record_id from {{ ref('int_qualitative_participants') }} as q)
 ),
 
 strata as (
@@ -64,17 +66,21 @@ frame as (
 levels as (
     {%- for c in labelled %}
     {%- if c == 'drug_class' %}
-    select '{{ c }}' as characteristic, level, level_order
+    select '{{ c }}' as characteristic, v.level, v.level_order
     from (values ('Cocaine', 1), ('Opioids', 2), ('Other', 3)) as v (level, level_order)
     {%- elif c == 'prior_treatment' %}
-    select '{{ c }}' as characteristic, level, level_order from (values ('None', 1), ('Once', 2), ('Multiple', 3)) as v (level, level_order)
+    select '{{ c }}' as characteristic, v.level, v.level_order
+    from (values ('None', 1), ('Once', 2), ('Multiple', 3)) as v (level, level_order)
     {%- elif c == 'recent_treatment' %}
-    select '{{ c }}' as characteristic, level, level_order from (values ('Yes', 1), ('No', 2)) as v (level, level_order)
+    select '{{ c }}' as characteristic, v.level, v.level_order
+    from (values ('Yes', 1), ('No', 2)) as v (level, level_order)
     {%- else %}
-    select '{{ c }}' as characteristic, label as level, level_order from {{ ref('int_choice_labels') }} where field_name = '{{ concept_field(c) }}'
+    select '{{ c }}' as characteristic, label as level, level_order
+    from {{ ref('int_choice_labels') }}
+    where field_name = '{{ concept_field(c) }}'
     {%- if c == 'race' %}
     union all
-    select 'race', 'More than one race', 999
+    select 'race' as characteristic, 'More than one race' as level, 999 as level_order
     {%- endif %}
     {%- endif %}
     {%- if not loop.last %}
@@ -109,7 +115,7 @@ categorical as (
     left join counted as c
         on f.cohort = c.cohort and f.stratum = c.stratum and l.characteristic = c.characteristic and l.level = c.level
     union all
-    select f.cohort, f.stratum, c.characteristic, 'Missing', 10000, c.n, f.participants
+    select f.cohort, f.stratum, c.characteristic, 'Missing' as level, 10000 as level_order, c.n, f.participants
     from counted as c
     inner join frame as f on c.cohort = f.cohort and c.stratum = f.stratum
     where c.level is null and c.characteristic <> 'cooccurring'
@@ -133,7 +139,9 @@ continuous as (
 ),
 
 orders as (
-    select * from (values
+    select o.characteristic, o.characteristic_order
+    from (
+        values
         {%- for c in continuous + labelled %}
         ('{{ c }}', {{ loop.index }}){% if not loop.last %},{% endif %}
         {%- endfor %}
@@ -160,8 +168,11 @@ select
     c.characteristic,
     c.level,
     c.n,
-    case when c.participants > 0
-        then cast(cast((2000 * c.n + c.participants) // (2 * c.participants) as decimal(18, 1)) / 10 as decimal(4, 1))
+    case
+        when c.participants > 0
+            then cast(
+                cast((2000 * c.n + c.participants) // (2 * c.participants) as decimal(18, 1)) / 10 as decimal(4, 1)
+            )
     end as pct,
     null as mean,
     null as sd,

@@ -6,7 +6,7 @@ with source as (
 
 latest as (
     select batch_id from {{ source('event_store', 'batches') }}
-    where source = 'intake' and batch_id in (select batch_id from source)
+    where source = 'intake' and batch_id in (select s.batch_id from source as s)
     order by ingested_at desc, batch_id desc
     limit 1
 ),
@@ -22,7 +22,7 @@ renamed as (
         validation,
         identifier as is_identifier
     from source
-    where batch_id = (select batch_id from latest)
+    where batch_id = (select l.batch_id from latest as l)
 )
 
 select * from renamed

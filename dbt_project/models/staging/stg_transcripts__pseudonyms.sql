@@ -10,7 +10,7 @@ latest as (
 renamed as (
     select record_id, pseudonym
     from source
-    where batch_id = (select batch_id from latest)
+    where batch_id = (select l.batch_id from latest as l)
 )
 
 select * from renamed
