@@ -163,7 +163,21 @@ STATE_DDL = (
     """create table if not exists events.redcap_values (
         source varchar, row_key varchar, record_id varchar, field varchar, value varchar, last_seq bigint)""",
     "create table if not exists events.redcap_synced (source varchar, seq bigint)",
+    # a digest of each row's held values, to tell an unchanged export row without comparing its fields
+    "alter table events.redcap_rows add column if not exists row_hash ubigint",
 )
+# The digest of a row's (field, value) pairs: the xor of their hashes, so that it needs no
+# ordered aggregate over the held state (those do not spill) and is the same whether computed
+# from the held state (long) or from an export row (wide, see _wide_row_hash). DuckDB's hash()
+# could change with its version: every row then looks changed once and is compared field by field.
+ROW_HASH_NULL = "chr(0)"
+
+
+def _wide_row_hash(columns: list[str], alias: str) -> str:
+    parts = [f"hash({sql_str(c + '=')} || coalesce({alias}.{sql_ident(c)}, {ROW_HASH_NULL}))" for c in columns]
+    if not parts:
+        return "0::ubigint"
+    return f"list_reduce([{', '.join(parts)}], lambda x, y: xor(x, y))"
 
 
 def sync_state(conn: duckdb.DuckDBPyConnection, source: str) -> int:
@@ -200,7 +214,7 @@ def sync_state(conn: duckdb.DuckDBPyConnection, source: str) -> int:
             create or replace temp table sync_rows as
             select $src as source, row_key, any_value(record_id) as record_id,
                    arg_max(instrument, seq) as instrument, arg_max(instance, seq) as instance,
-                   arg_max(event_type, seq) as last_type, max(seq) as last_seq
+                   arg_max(event_type, seq) as last_type, max(seq) as last_seq, null::ubigint as row_hash
             from sync_events where event_type in ($rec, $rem) group by row_key
             """, params)
         _run(conn, """
@@ -220,11 +234,22 @@ def sync_state(conn: duckdb.DuckDBPyConnection, source: str) -> int:
             """, params)
         _run(conn, """delete from events.redcap_rows where source = $src
                       and row_key in (select row_key from sync_rows)""", params)
-        conn.execute("insert into events.redcap_rows select * from sync_rows")
+        conn.execute("insert into events.redcap_rows by name select * from sync_rows")
         _run(conn, """delete from events.redcap_values v where source = $src
                       and exists (select 1 from sync_values s where s.row_key = v.row_key and s.field = v.field)""",
              params)
         conn.execute("insert into events.redcap_values select * from sync_values")
+        # the digest of every row whose values changed
+        _run(conn, f"""
+            update events.redcap_rows as r set row_hash = h.row_hash
+            from (
+                select row_key, bit_xor(hash(field || '=' || coalesce(value, {ROW_HASH_NULL}))) as row_hash
+                from events.redcap_values
+                where source = $src and row_key in (select row_key from sync_values union select row_key from sync_rows)
+                group by row_key
+            ) as h
+            where r.source = $src and r.row_key = h.row_key
+            """, params)
         _run(conn, "delete from events.redcap_synced where source = $src", params)
         _run(conn, "insert into events.redcap_synced values ($src, $to)", params)
         conn.execute("commit")
@@ -428,12 +453,18 @@ def stage_snapshot(
     )
     _run(conn, f"""
         insert into stage_events (event_id, stream, event_type, event_version, occurred_at, recorded_at, content_hash, payload)
-        with c as (
+        with changed as (  -- held rows whose export row differs (by digest): only these are compared
+            select w.row_key
+            from snap_wide w join snap_held_life hl on hl.row_key = w.row_key and hl.last_type = $rec
+            where {_wide_row_hash(value_cols, "w")} is distinct from hl.row_hash
+        ),
+        c as (
             select r.row_key, r.record_id, r.instrument, r.instance, l.field, h.value as old, l.value as new
             from snap_long l
+            join changed using (row_key)
             join snap_rows r using (row_key)
-            join snap_held_life hl on hl.row_key = l.row_key and hl.last_type = $rec
-            left join snap_held_values h on h.row_key = l.row_key and h.field = l.field
+            left join (select * from snap_held_values where row_key in (select row_key from changed)) h
+              on h.row_key = l.row_key and h.field = l.field
             where l.value is distinct from h.value
         ),
         p as (select row_key, record_id, field, json_object({ident_obj}, 'field', field, 'old', old, 'new', new) as payload
