@@ -70,6 +70,22 @@ def land_night(landing: Path, night: int) -> None:
         (landing / "intake" / "ALLIANCE_DATA_2025-07-01_2305.csv").write_bytes(corrected_intake())
 
 
+def kept_record_ids(settings) -> dict[str, set[str]]:
+    """The participants each incremental model of the kept (encrypted) build database holds."""
+    from ingestion.vault import attach_encrypted, secure_connection
+    from orchestration.steps.dbt_setup import incremental_models
+
+    conn = secure_connection()
+    try:
+        attach_encrypted(conn, settings.build_path, "kept", settings.build_key, read_only=True)
+        held = {r[0] for r in conn.execute(
+            "select table_name from duckdb_tables() where database_name = 'kept' and schema_name = 'main'").fetchall()}
+        return {name: {r[0] for r in conn.execute(f'select distinct record_id from kept.main."{name}"').fetchall()}
+                for name in incremental_models() if name in held}
+    finally:
+        conn.close()
+
+
 @pytest.fixture(scope="module")
 def builds(tmp_path_factory):
     from ingestion.settings import load_settings
@@ -82,6 +98,7 @@ def builds(tmp_path_factory):
         assert run_pipeline(quiet=True) == 0
         out["night1"] = last_build(settings)
         kept = settings.build_path.exists()
+        out["kept_record_ids"] = kept_record_ids(settings) if kept else {}
         land_night(settings.landing_dir, 2)
         assert run_pipeline(quiet=True) == 0
         out["night2"] = last_build(settings)
@@ -105,6 +122,13 @@ def test_the_second_night_builds_incrementally_after_the_erasure_purge(builds):
     assert builds["kept_after_night1"]  # purged of the erased participant, not deleted
     assert builds["night2"]["incremental"] is True
     assert builds["refresh"]["incremental"] is False
+
+
+def test_the_erasure_purge_leaves_no_row_of_the_erased_participant_in_the_kept_build(builds):
+    kept = builds["kept_record_ids"]
+    assert {"int_session_events", "int_intake_field_events"} <= set(kept)
+    assert all("1017" not in ids for ids in kept.values()), "an erased participant survived the purge"
+    assert len(kept["int_session_events"]) >= 5 and "1015" in kept["int_intake_field_events"]  # the others kept
 
 
 def test_incremental_and_full_refresh_publish_identical_tables(builds):
