@@ -113,3 +113,15 @@ select * from renamed
     and {{ seq_col }} > (select coalesce(max(t.seq), 0) from {{ this }} as t)
     {%- endif %}
 {%- endmacro %}
+
+{# The cut of an incremental fold (delete+insert by record): all the events of the records that have
+   events after the last one the fold holds (its `last_seq`). Refolding a record twice is harmless. #}
+{% macro records_with_new_events(events_relation) -%}
+    {%- if is_incremental() %}
+    where
+        record_id in (
+            select n.record_id from {{ events_relation }} as n
+            where n.seq > (select coalesce(max(t.last_seq), 0) from {{ this }} as t)
+        )
+    {%- endif %}
+{%- endmacro %}
