@@ -143,6 +143,10 @@ def ingest_landing(settings: Settings) -> IngestReport:
                     report.unchanged += 1
                 else:
                     report.outcomes.append(outcome)
+            # The held REDCap state catches up now rather than at the next snapshot (a projection:
+            # sync_state also runs first thing in every diff, so a run killed here loses nothing).
+            for source in sorted({o.source for o in report.outcomes if o.events_appended} & set(redcap.EVENT_NAMES)):
+                redcap.sync_state(conn, source)
             # Rule 4: every coded unit is screened again (new identifiers may reveal old units).
             report.screening = screen_units(conn)
             for source in WAITING_SOURCES:

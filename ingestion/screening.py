@@ -473,6 +473,11 @@ class ScreeningReport:
 def screen_units(conn: duckdb.DuckDBPyConnection) -> ScreeningReport:
     """Screen every held unit; replace identified.unit_holds in one transaction."""
     conn.execute(SCHEMA_SQL)
+    if not conn.execute("select exists (from identified.transcript_units) or exists (from identified.pseudonyms)"
+                        ).fetchone()[0]:
+        # No unit to screen and no pseudonym to weigh: nothing to hold (a warehouse with no transcript yet).
+        conn.execute("delete from identified.unit_holds")
+        return ScreeningReport(0, 0, {}, 0)
     conn.execute("begin transaction")
     try:
         _screen(conn)

@@ -280,3 +280,24 @@ def test_patterns_in_their_written_forms():
     assert matches("pattern_street_address", "at 12 Larkspur Ln.")
     assert not matches("pattern_street_address", "a 20 minute drive, 3 square meals")
     assert matches("pattern_email", "john dot smith at gmail dot com")
+
+
+def test_a_warehouse_without_transcripts_screens_nothing_until_units_arrive(wh):
+    from conftest import land
+
+    participant = {**DEFAULTS, "record_id": "3001", "first_name": "Rosalind", "last_name": "Quenby"}
+    land(wh, "intake", "data_dictionary.csv", DICTIONARY)
+    land(wh, "intake", SNAPSHOT, intake_export([participant]))
+    land(wh, "sessions", "staff.jsonl", staff_log(["CM01"], "3001"))
+    first = ingest_landing(wh).screening
+    assert (first.units, first.held, first.by_reason) == (0, 0, {})
+    land(wh, "transcripts", "pseudonyms.csv", "record_id,pseudonym\n3001,Marigold\n")
+    land(wh, "transcripts", "coded_units.csv", units_csv([("u1", "Rosalind told me about the bus"),
+                                                          ("u2", "Marigold likes the group")], "3001"))
+    second = ingest_landing(wh).screening
+    assert (second.units, second.held) == (2, 1)
+    conn = open_vault(wh, read_only=True)
+    try:
+        assert {r[0] for r in conn.execute("select unit_id from identified.unit_holds").fetchall()} == {"u1"}
+    finally:
+        conn.close()
