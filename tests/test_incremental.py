@@ -20,7 +20,15 @@ import duckdb
 import polars as pl
 import pytest
 from conftest import warehouse_env
-from test_fixture_study import ALLIANCE_COLUMNS, SECRET, alliance_csv, intake_csv, session_lines, survey, write_landing
+from test_fixture_study import (
+    ALLIANCE_COLUMNS,
+    SECRET,
+    alliance_csv,
+    intake_csv,
+    session_lines,
+    survey,
+    write_landing,
+)
 
 from orchestration.cli import run_pipeline
 
@@ -136,6 +144,9 @@ def test_the_second_night_builds_incrementally_after_the_erasure_purge(builds):
     assert builds["kept_after_night1"]  # purged of the erased participant, not deleted
     assert builds["night2"]["incremental"] is True
     assert builds["refresh"]["incremental"] is False
+    # the event-level data tests of night 2 read only the events after night 1's build
+    assert builds["night1"]["tested_after_seq"] == 0 and builds["refresh"]["tested_after_seq"] == 0
+    assert builds["night2"]["tested_after_seq"] == builds["night1"]["event_store_position"] > 0
 
 
 def test_the_erasure_purge_leaves_no_row_of_the_erased_participant_in_the_kept_build(builds):
@@ -161,3 +172,41 @@ def test_two_nights_publish_what_one_run_over_all_files_publishes(builds):
     # the corrections of night 2 reached the marts
     assert any(39 in row or "39" in row for row in inc["participants"])
     assert inc["alliance_scores"] != builds["night1_tables"]["alliance_scores"]
+
+
+def test_event_level_data_tests_read_only_the_events_after_the_kept_build(tmp_path):
+    """In an incremental build the tests of the event store's own rows read the new events only;
+    tests of every other model read everything, and a build with tested_after_seq = 0 reads all."""
+    import os
+    import subprocess
+
+    from ingestion.vault import attach_encrypted, secure_connection
+    from orchestration.steps.dbt_setup import DBT_PROJECT_DIR, dbt_executable
+
+    conn = secure_connection()
+    try:  # empty encrypted databases for dbt to attach: compiling needs no data
+        attach_encrypted(conn, tmp_path / "build.duckdb", "b", "build-key-0123456789")
+        attach_encrypted(conn, tmp_path / "vault.duckdb", "v", "vault-key-0123456789")
+    finally:
+        conn.close()
+    env = {**os.environ, "ALLIANCE_BUILD_DB": str(tmp_path / "build.duckdb"),
+           "ALLIANCE_VAULT_DB": str(tmp_path / "vault.duckdb"),
+           "DBT_ENV_SECRET_BUILD_KEY": "build-key-0123456789", "DBT_ENV_SECRET_VAULT_KEY": "vault-key-0123456789"}
+
+    def compiled(after: int) -> dict[str, str]:
+        target = tmp_path / f"target-{after}"
+        subprocess.run([dbt_executable(), "compile", "--quiet", "--project-dir", str(DBT_PROJECT_DIR),
+                        "--profiles-dir", str(DBT_PROJECT_DIR), "--target-path", str(target),
+                        "--vars", json.dumps({"tested_after_seq": after}),
+                        "--select", "stg_sessions__session_attended,resource_type:test",
+                        "participants,resource_type:test"],
+                       env=env, cwd=DBT_PROJECT_DIR, check=True, capture_output=True)
+        return {p.stem: p.read_text() for p in target.rglob("*.sql")}
+
+    scoped, everything = compiled(4242), compiled(0)
+    event_tests = [n for n in scoped if "stg_sessions__session_attended" in n]
+    other_tests = [n for n in scoped if "participants" in n and "stg_" not in n]
+    assert event_tests and other_tests and set(scoped) == set(everything)
+    assert all("seq > 4242" in scoped[n] for n in event_tests)
+    assert not any("seq > " in scoped[n] for n in other_tests)
+    assert not any("seq > " in sql for sql in everything.values())

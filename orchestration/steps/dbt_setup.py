@@ -136,6 +136,10 @@ def build_state_path(settings: Settings) -> Path:
     return settings.build_dir / BUILD_STATE
 
 
+# The variables that say where a build stands in the event store, not what its models are.
+POSITION_VARS = ("max_seq", "tested_after_seq")
+
+
 def code_fingerprint(variables: dict[str, Any]) -> str:
     """What the models are: every file of the dbt project and the build's variables (not its position)."""
     import hashlib
@@ -146,7 +150,7 @@ def code_fingerprint(variables: dict[str, Any]) -> str:
         files += sorted(p for p in (DBT_PROJECT_DIR / folder).rglob("*") if p.is_file())
     for path in files:
         h.update(str(path.relative_to(DBT_PROJECT_DIR)).encode() + b"\0" + path.read_bytes() + b"\0")
-    h.update(json.dumps({k: v for k, v in variables.items() if k != "max_seq"}, sort_keys=True).encode())
+    h.update(json.dumps({k: v for k, v in variables.items() if k not in POSITION_VARS}, sort_keys=True).encode())
     return h.hexdigest()
 
 
@@ -171,7 +175,10 @@ def discard_build(settings: Settings) -> None:
 
 
 def prepare_build(settings: Settings, variables: dict[str, Any], full_refresh: bool = False) -> bool:
-    """Keep the build database for an incremental build when it is still valid; return whether kept."""
+    """Keep the build database for an incremental build when it is still valid; return whether kept.
+
+    When kept, ``variables["tested_after_seq"]`` becomes the position it was built to: the data tests of
+    the event-level relations then read only the events after it (dbt_project/macros/tests.sql)."""
     state_file = build_state_path(settings)
     keep = False
     if not full_refresh and variables.get("as_of") is None and settings.build_path.exists() and state_file.exists():
@@ -184,6 +191,7 @@ def prepare_build(settings: Settings, variables: dict[str, Any], full_refresh: b
             keep = False
     if not keep:
         discard_build(settings)
+    variables["tested_after_seq"] = int(state["store"]["position"]) if keep else 0
     return keep
 
 

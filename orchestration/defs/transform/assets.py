@@ -57,7 +57,8 @@ def alliance_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, 
     progress(f"build: dbt over the event store up to position {position}")
     incremental = prepare_build(settings, variables)
     warehouse.write_run_json(context.run_id, "build.json",
-                             {"event_store_position": position, "as_of": None, "incremental": incremental})
+                             {"event_store_position": position, "as_of": None, "incremental": incremental,
+                              "tested_after_seq": variables["tested_after_seq"]})
     progress("build: incremental (new events only in the incremental models)" if incremental
              else "build: full (a fresh build database)")
     from expectations.runner import prewarm
