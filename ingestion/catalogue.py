@@ -18,11 +18,16 @@ class EventType:
     description: str
 
 
-_SESSION_FIELDS = (
-    "event_type", "record_id", "occurred_at", "scheduled_for", "recorded_at", "service",
-    "session_number", "staff_id", "mode", "duration_min", "activities", "program_id",
-    "discharge_reason", "voids_event_id",
+# Version 2 (a session event's payload): the fields of its line that are present, besides the
+# envelope the store holds in columns (event_id, event_type, occurred_at, recorded_at) and the
+# note (identified store only); an absent field is absent, not null. Version 1 (events ingested
+# before) also carried event_id, event_type, occurred_at, recorded_at and every absent field as
+# null. The staging models read both alike (payload ->> field).
+SESSION_PAYLOAD_FIELDS = (
+    "record_id", "scheduled_for", "service", "session_number", "staff_id", "mode", "duration_min",
+    "activities", "program_id", "discharge_reason", "voids_event_id",
 )
+SESSION_PAYLOAD_VERSION = 2
 
 SESSION_EVENT_TYPES = (
     "session_scheduled", "session_attended", "session_missed", "session_cancelled",
@@ -58,7 +63,7 @@ CATALOGUE: dict[str, EventType] = {
                   "A participant who withdrew all data was erased; only the fact and what the CONSORT "
                   "flow needs remain (their other events were deleted and the vault rewritten)."),
         *[
-            EventType(name, 1, "sessions", _SESSION_FIELDS,
+            EventType(name, SESSION_PAYLOAD_VERSION, "sessions", SESSION_PAYLOAD_FIELDS,
                       f"A `{name}` line of the case-management / treatment log (note removed).")
             for name in SESSION_EVENT_TYPES
         ],

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +21,7 @@ from ingestion.store import (
     already_ingested,
     commit_batch,
     ensure_schema,
+    lit,
     quarantine_file,
     sha256_of,
     start_stage,
@@ -75,25 +78,43 @@ def _landing_files(settings: Settings) -> list[tuple[str, str, Path]]:
     return out
 
 
+_HASHER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256")
+
+
+def _sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _size_seen(conn: duckdb.DuckDBPyConnection, size: int) -> bool:
+    """Whether any batch recorded a file of this many bytes (else the file cannot be one held)."""
+    return bool(conn.execute(f"select count(*) from events.batches where size_bytes = {size}").fetchone()[0])
+
+
 def ingest_file(conn: duckdb.DuckDBPyConnection, settings: Settings, profile: StudyProfile,
                 source: str, kind: str, path: Path, force: bool = False) -> BatchOutcome | None:
-    sha = sha256_of(path)
+    data = path.read_bytes()
     # A REDCap snapshot is a delivery of its export moment: the same bytes exported at another
     # time (a correction reverted: A, B, A) are a new snapshot. Any other file is known by its bytes.
     snapshot_time = redcap.snapshot_export_time(path.name, settings.site_tz) if kind == "snapshot" else None
-    if not force and already_ingested(conn, sha, snapshot_time):
-        return None
-    if not force:
-        suspect = conn.execute(
-            "select count(*) from events.batches where sha256 = ? and status = 'suspect'", [sha]
-        ).fetchone()[0]
-        if suspect:
-            return None  # still held back; `alliance-wh accept FILE` applies it
+    hashing: Future[str] | None = None
+    if force or _size_seen(conn, len(data)):
+        sha = _sha256_hex(data)
+        if not force and already_ingested(conn, sha, snapshot_time):
+            return None
+        if not force:
+            suspect = conn.execute(
+                f"select count(*) from events.batches where sha256 = {lit(sha)} and status = 'suspect'"
+            ).fetchone()[0]
+            if suspect:
+                return None  # still held back; `alliance-wh accept FILE` applies it
+    else:
+        # No batch has this size, so these bytes are new: their SHA-256 (for the batch record)
+        # is worked out on another core while the file is read (hashlib releases the GIL).
+        hashing = _HASHER.submit(_sha256_hex, data)
     start_stage(conn)
     exported_at = None
     now = datetime.now(UTC)
     try:
-        data = path.read_bytes()
         if kind == "dictionary":
             n = redcap.stage_dictionary(conn, data)
             status, rows, detail = "applied", n, ""
@@ -123,6 +144,8 @@ def ingest_file(conn: duckdb.DuckDBPyConnection, settings: Settings, profile: St
         quarantine_file(conn, "reader_error", f"the file could not be read ({type(err).__name__})")
         status, rows, detail = "quarantined", 0, f"reader error ({type(err).__name__})"
         log.warning("reader error on %s: %s", path.name, type(err).__name__)
+    if hashing is not None:
+        sha = hashing.result()
     return commit_batch(
         conn, source=source, path=path, sha256=sha, status=status, rows_read=rows,
         exported_at=exported_at, detail=detail, apply_events=status in ("applied", "accepted"),
@@ -133,11 +156,14 @@ def ingest_landing(settings: Settings) -> IngestReport:
     """Ingest every new landed file; one batch per file, each in one transaction."""
     profile = load_profile(settings.study_profile)
     report = IngestReport()
+    files = _landing_files(settings)
+    if any(kind == "log" for _, kind, _ in files):
+        sessions.warm_up()
     with writer_lock(settings):
         conn = open_vault(settings)
         try:
             ensure_schema(conn)
-            for source, kind, path in _landing_files(settings):
+            for source, kind, path in files:
                 outcome = ingest_file(conn, settings, profile, source, kind, path)
                 if outcome is None:
                     report.unchanged += 1

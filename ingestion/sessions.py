@@ -12,6 +12,8 @@ file that is not UTF-8 is decoded first, as ``readers.decode_text`` does).
 
 from __future__ import annotations
 
+import importlib
+import threading
 from datetime import datetime
 
 import duckdb
@@ -24,9 +26,11 @@ from ingestion.catalogue import (
     EVENT_VERSIONS,
     SESSION_EVENT_TYPES,
     SESSION_MODES,
+    SESSION_PAYLOAD_FIELDS,
     SESSION_SERVICES,
 )
 from ingestion.readers import ReadError, decode_text
+from ingestion.store import lit
 from ingestion.vault import sql_str
 
 MAX_LINE_CHARS = 100_000
@@ -41,12 +45,39 @@ TREATMENT_TYPES = ("treatment_admitted", "treatment_visit", "treatment_discharge
 
 _TS = r"'^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}(:?\d{2})?)$'"
 _STRUCT = "{" + ", ".join(f'"{k}": "VARCHAR"' for k in KNOWN_KEYS if k != "activities") + ', "activities": "JSON"}'
-_KNOWN_LIST = "[" + ", ".join(f"'{k}'" for k in KNOWN_KEYS) + "]"
+
+
+def _list(values: tuple[str, ...]) -> str:
+    """A SQL list literal: tested with list_contains, not IN (...), which DuckDB turns into a join
+    that costs more and gives up the lines' order (the store numbers events in that order)."""
+    return "[" + ", ".join(f"'{v}'" for v in values) + "]"
+
+
+_KNOWN_LIST = _list(KNOWN_KEYS)
 
 _WS = r"'^[\s\x0b\x{85}\pZ]*$'"  # a blank line (any Unicode white space, as str.strip() sees it)
-_VERSION = "case event_type " + " ".join(f"when '{k}' then {v}" for k, v in EVENT_VERSIONS.items()) + " end"
+# Every session event type has the same payload version (one constant rather than a CASE per line).
+(_VERSION,) = {EVENT_VERSIONS[t] for t in SESSION_EVENT_TYPES}
 _PRESENT = "(" + " + ".join(f"(v.{k} is not null)::int" for k in KNOWN_KEYS) + ")"
 _NULLS = ", ".join(f"'{k}', null" for k in KNOWN_KEYS)
+
+
+def _payload_member(key: str) -> str:
+    """'"key":value' when the field is present, else null (dropped by concat_ws)."""
+    column = "scheduled_raw" if key == "scheduled_for" else key  # the time as written, with its offset
+    if key in ("session_number", "duration_min", "program_id", "activities"):
+        value = f"{column}::varchar"  # an integer, or the activities array (JSON, checked)
+    elif key in ("service", "mode"):
+        value = f"""'"' || {column} || '"'"""  # one of the contract's codes (checked for any type)
+    else:
+        value = f"to_json({column})::varchar"  # free text (record_id, staff_id, ...): escaped
+    return f"""case when {column} is not null then '"{key}":' || {value} end"""
+
+
+# Version 2 of a session event's payload (see ingestion.catalogue): the fields of the line that
+# are present, besides the envelope (event_id, event_type, occurred_at, recorded_at: columns of
+# the store) and the note. Written as text: concat_ws leaves the absent fields out.
+_PAYLOAD = "'{' || concat_ws(',', " + ", ".join(_payload_member(k) for k in SESSION_PAYLOAD_FIELDS) + ") || '}'"
 
 # One statement builds stage_events from every line: the line is checked as JSON (json_valid),
 # parsed once into a struct of the contract's fields (values as text), its keys counted, typed,
@@ -101,23 +132,23 @@ r as (
             when not_object then 'not_json'
             when coalesce(event_id, '') = '' then 'missing_event_id'
             when coalesce(event_type, '') = '' then 'missing_event_type'
-            when event_type not in {tuple(SESSION_EVENT_TYPES)} then 'unknown_event_type'
+            when not list_contains({_list(SESSION_EVENT_TYPES)}, event_type) then 'unknown_event_type'
             when coalesce(record_id, '') = '' then 'missing_record_id'
             when occurred_raw is null then 'missing_occurred_at'
             when occurred_at is null then 'bad_timestamp'
             when recorded_raw is not null and recorded_at is null then 'bad_timestamp'
             when scheduled_raw is not null and scheduled_for is null then 'bad_timestamp'
-            when occurred_at > coalesce(recorded_at, $now) then 'future_dated'
-            when event_type in {tuple(SESSION_TYPES)} and (service is null or service not in {tuple(SESSION_SERVICES)}) then 'bad_service'
-            when event_type in {tuple(SESSION_TYPES)} and (session_number is null or session_number < 1 or session_number > 99) then 'bad_session_number'
-            when service is not null and service not in {tuple(SESSION_SERVICES)} then 'bad_service'
-            when event_type in {tuple(TREATMENT_TYPES)} and (program_id is null or program_id < 1 or program_id > 99) then 'bad_program_id'
-            when event_type = 'treatment_discharged' and coalesce(discharge_reason, '') not in {tuple(DISCHARGE_REASONS)} then 'bad_discharge_reason'
+            when occurred_at > coalesce(recorded_at, __NOW__) then 'future_dated'
+            when list_contains({_list(SESSION_TYPES)}, event_type) and (service is null or not list_contains({_list(SESSION_SERVICES)}, service)) then 'bad_service'
+            when list_contains({_list(SESSION_TYPES)}, event_type) and (session_number is null or session_number < 1 or session_number > 99) then 'bad_session_number'
+            when service is not null and not list_contains({_list(SESSION_SERVICES)}, service) then 'bad_service'
+            when list_contains({_list(TREATMENT_TYPES)}, event_type) and (program_id is null or program_id < 1 or program_id > 99) then 'bad_program_id'
+            when event_type = 'treatment_discharged' and not list_contains({_list(DISCHARGE_REASONS)}, coalesce(discharge_reason, '')) then 'bad_discharge_reason'
             when event_type = 'event_voided' and coalesce(voids_event_id, '') = '' then 'missing_voids_event_id'
-            when mode is not null and mode not in {tuple(SESSION_MODES)} then 'bad_mode'
+            when mode is not null and not list_contains({_list(SESSION_MODES)}, mode) then 'bad_mode'
             when duration_raw is not null and (duration_min is null or duration_min < 0) then 'bad_duration'
             when activities is not null and (json_type(activities) <> 'ARRAY'
-                 or len(list_filter(from_json(activities, '["VARCHAR"]'), a -> a not in {tuple(ACTIVITIES)})) > 0) then 'bad_activities'
+                 or len(list_filter(from_json(activities, '["VARCHAR"]'), a -> not list_contains({_list(ACTIVITIES)}, a))) > 0) then 'bad_activities'
         end as reason_code
     from t
 )
@@ -126,12 +157,7 @@ select
     ({_VERSION})::integer as event_version, occurred_at::timestamptz as occurred_at,
     coalesce(recorded_at, occurred_at)::timestamptz as recorded_at,
     (case when reason_code is null then md5(line) end)::varchar as content_hash,
-    (case when reason_code is null then json_object(
-        'event_id', event_id, 'event_type', event_type, 'record_id', record_id,
-        'occurred_at', occurred_raw, 'scheduled_for', scheduled_raw, 'recorded_at', recorded_raw,
-        'service', service, 'session_number', session_number, 'staff_id', staff_id, 'mode', mode,
-        'duration_min', duration_min, 'activities', activities, 'program_id', program_id,
-        'discharge_reason', discharge_reason, 'voids_event_id', voids_event_id) end)::json as payload,
+    (case when reason_code is null then {_PAYLOAD} end)::json as payload,
     line_no::bigint as ord,
     -- the line's own columns, dropped once the quarantine and the notes are staged
     reason_code, record_id, note,
@@ -176,13 +202,14 @@ def _split_lines(data: bytes) -> pa.Table:
     if b"\r" in data:
         data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     start = 3 if data.startswith(b"\xef\xbb\xbf") else 0
-    whole = pa.LargeBinaryArray.from_buffers(
-        pa.large_binary(), 1, [None, pa.py_buffer(np.array([start, len(data)], dtype=np.int64)), pa.py_buffer(data)])
-    try:
-        whole.cast(pa.large_string())  # only checks that the bytes are UTF-8
-    except pa.ArrowInvalid:
-        data, start = decode_text(data).encode("utf-8"), 0
-    del whole
+    if not data.isascii():  # ASCII is UTF-8; anything else is checked (without a copy) by Arrow
+        whole = pa.LargeBinaryArray.from_buffers(
+            pa.large_binary(), 1, [None, pa.py_buffer(np.array([start, len(data)], dtype=np.int64)), pa.py_buffer(data)])
+        try:
+            whole.cast(pa.large_string())  # only checks that the bytes are UTF-8
+        except pa.ArrowInvalid:
+            data, start = decode_text(data).encode("utf-8"), 0
+        del whole
     raw = np.frombuffer(data, dtype=np.uint8)
     step = 1 << 24  # LF positions, 16 MB at a time (no file-sized temporary)
     breaks = np.concatenate([np.zeros(0, dtype=np.int64)] + [
@@ -196,13 +223,28 @@ def _split_lines(data: bytes) -> pa.Table:
     if tail:
         offsets[-1] = len(data)
     n = len(offsets) - 1
-    table = pa.table({
-        "line_no": pa.array(np.arange(n, dtype=np.int64) // 2 + 1),
-        "is_line": pa.array(np.arange(n) % 2 == 0),
-        "line": pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data)),
-    })
+    line_no = np.arange(n, dtype=np.int64)
+    line_no >>= 1
+    line_no += 1
+    is_line = np.zeros(n, dtype=bool)
+    is_line[::2] = True
+    # Arrays made from their buffers (pa.array of a numpy array would import pandas: 0.2 s).
+    table = pa.Table.from_arrays([
+        pa.Int64Array.from_buffers(pa.int64(), n, [None, pa.py_buffer(line_no)]),
+        pa.BooleanArray.from_buffers(pa.bool_(), n, [None, pa.py_buffer(np.packbits(is_line, bitorder="little"))]),
+        pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data)),
+    ], names=["line_no", "is_line", "line"])
     # In batches, so that DuckDB scans them in parallel (one batch would be read by one thread).
     return pa.Table.from_batches(table.to_batches(max_chunksize=1 << 16), table.schema)
+
+
+def warm_up() -> None:
+    """Import, on another thread, what DuckDB imports when first handed an Arrow table.
+
+    That is pyarrow.dataset, and with it pandas: about 0.2 s, which would otherwise be spent
+    after the file is read. Started before the vault is opened and the file read and hashed.
+    """
+    threading.Thread(target=importlib.import_module, args=("pyarrow.dataset",), daemon=True).start()
 
 
 def stage_session_log(conn: duckdb.DuckDBPyConnection, data: bytes, ingest_time: datetime) -> tuple[str, int, str]:
@@ -211,7 +253,7 @@ def stage_session_log(conn: duckdb.DuckDBPyConnection, data: bytes, ingest_time:
     try:
         # stage_events is rebuilt with every line of the file, usable or not, and the line's
         # reason code, record_id, note and unknown keys; what is not an event goes below.
-        conn.execute(PARSE_SQL, {"now": ingest_time})
+        conn.execute(PARSE_SQL.replace("__NOW__", lit(ingest_time)))
     finally:
         conn.unregister("sl_lines")
         del lines
@@ -244,9 +286,15 @@ def stage_session_log(conn: duckdb.DuckDBPyConnection, data: bytes, ingest_time:
         """select count(*), count(reason_code), count(*) filter (where reason_code is null and extra is not null)
            from stage_events"""
     ).fetchone()
+    line_columns = ("reason_code", "record_id", "note", "extra")
     if quarantined:
-        conn.execute("delete from stage_events where reason_code is not null")
-    for column in ("reason_code", "record_id", "note", "extra"):
-        conn.execute(f"alter table stage_events drop column {column}")
+        # Copied rather than deleted from: the events keep dense row ids in the order of their
+        # lines, so that the store can number them without sorting (store.commit_batch).
+        conn.execute(f"""create or replace temp table stage_events as
+                         select * exclude ({", ".join(line_columns)}) from stage_events
+                         where reason_code is null""")
+    else:
+        for column in line_columns:
+            conn.execute(f"alter table stage_events drop column {column}")
     detail = f"{extra} line(s) carried keys the contract does not define; kept in the identified store only" if extra else ""
     return "applied", rows, detail

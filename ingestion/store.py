@@ -13,6 +13,31 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+import numpy as np
+
+from ingestion.vault import sql_str
+
+
+def lit(value: object) -> str:
+    """``value`` as a SQL literal (None, bool, int, str, aware datetime).
+
+    The ingest path writes its few values into its statements rather than binding
+    them: DuckDB's Python client imports pandas (0.2 s) at the first bound parameter.
+    """
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("a timestamp written into a statement must carry its UTC offset")
+        return f"'{value.isoformat()}'::timestamptz"
+    if isinstance(value, str):
+        return sql_str(value)
+    raise TypeError(f"no SQL literal for {type(value).__name__}")
+
 
 SCHEMA_SQL = """
 create schema if not exists events;
@@ -153,12 +178,10 @@ class BatchOutcome:
 
 def already_ingested(conn: duckdb.DuckDBPyConnection, sha256: str, exported_at: datetime | None = None) -> bool:
     """Whether these bytes (of this export moment, for a snapshot) were processed already."""
-    sql = "select count(*) from events.batches where sha256 = ? and status not in ('suspect', 'waiting')"
-    params: list = [sha256]
+    sql = f"select count(*) from events.batches where sha256 = {lit(sha256)} and status not in ('suspect', 'waiting')"
     if exported_at is not None:
-        sql += " and exported_at = ?"
-        params.append(exported_at)
-    row = conn.execute(sql, params).fetchone()
+        sql += f" and exported_at = {lit(exported_at)}"
+    row = conn.execute(sql).fetchone()
     return bool(row and row[0])
 
 
@@ -167,7 +190,19 @@ def start_stage(conn: duckdb.DuckDBPyConnection) -> None:
 
 
 def quarantine_file(conn: duckdb.DuckDBPyConnection, code: str, reason: str) -> None:
-    conn.execute("insert into stage_quarantine values (null, ?, ?)", [code, reason])
+    conn.execute(f"insert into stage_quarantine values (null, {lit(code)}, {lit(reason)})")
+
+
+def _stage_in_order(conn: duckdb.DuckDBPyConnection) -> bool:
+    """Whether stage_events' row ids are 0, 1, 2, ... and its ord rises strictly along them."""
+    cols = conn.execute("select rowid, ord from stage_events").fetchnumpy()
+    rowid, ord_ = cols["rowid"], cols["ord"]
+    if not len(rowid):
+        return True
+    if np.ma.isMaskedArray(ord_) and np.ma.getmaskarray(ord_).any():
+        return False  # an event without a place in its file
+    ord_ = np.asarray(ord_)
+    return bool(np.array_equal(rowid, np.arange(len(rowid))) and (np.diff(ord_) > 0).all())
 
 
 def commit_batch(
@@ -231,68 +266,72 @@ def commit_batch(
                 """select count(*) from stage_clash
                    where held_hash = content_hash or (held_hash is null and dup_rank > 1 and content_hash = first_hash)"""
             ).fetchone()[0]
-            # Sequence numbers follow (ord, event_id): the order is worked out on the keys
-            # alone (row id, ord, event_id), then joined back to the rows.
+            # Sequence numbers follow (ord, event_id). When the staged rows are already in that
+            # order (row ids 0, 1, 2, ... with ord rising) and none is skipped, an event's number
+            # is its row id; otherwise the order is worked out on the keys alone (row id, ord,
+            # event_id) and joined back to the rows (ordering the whole rows costs far more).
+            skipped = conn.execute(
+                "select count(*) from stage_clash where held_hash is not null or dup_rank > 1").fetchone()[0]
+            if not skipped and _stage_in_order(conn):
+                numbered = f"select {seq0} + rowid + 1 as seq, * from stage_events"
+            else:
+                numbered = f"""
+                    select {seq0} + o.seq as seq, s.*
+                    from stage_events s
+                    join (
+                        select rowid as rid, row_number() over (order by ord, event_id) as seq
+                        from stage_events
+                        where rowid not in (select rid from stage_clash where held_hash is not null or dup_rank > 1)
+                    ) o on s.rowid = o.rid"""
             conn.execute(
-                """
+                f"""
                 insert into events.events
-                select ? + o.seq, s.event_id, s.stream, s.event_type, s.event_version, s.occurred_at,
-                       s.recorded_at, ?::timestamptz, ?, ?, s.content_hash, s.payload
-                from stage_events s
-                join (
-                    select rowid as rid, row_number() over (order by ord, event_id) as seq
-                    from stage_events
-                    where rowid not in (select rid from stage_clash where held_hash is not null or dup_rank > 1)
-                ) o on s.rowid = o.rid
-                """,
-                [seq0, now, batch_id, source],
+                select seq, event_id, stream, event_type, event_version, occurred_at,
+                       recorded_at, {lit(now)}, {lit(batch_id)}, {lit(source)}, content_hash, payload
+                from ({numbered})
+                """
             )
             conn.execute("drop table stage_clash")
         else:
             duplicates = 0
         appended, last_seq = conn.execute(
-            "select count(*), max(seq) from events.events where batch_id = ?", [batch_id]
+            f"select count(*), max(seq) from events.events where batch_id = {lit(batch_id)}"
         ).fetchone()
         conn.execute(
-            "insert into events.quarantine select ?, ?, location, reason_code, reason, ?::timestamptz from stage_quarantine",
-            [batch_id, name, now],
+            f"""insert into events.quarantine
+                select {lit(batch_id)}, {lit(name)}, location, reason_code, reason, {lit(now)} from stage_quarantine"""
         )
         conn.execute(
-            """insert into identified.identifier_values
-               select record_id, ?, field, value, kind, ?, recorded_at from stage_identified""",
-            [source, batch_id],
+            f"""insert into identified.identifier_values
+                select record_id, {lit(source)}, field, value, kind, {lit(batch_id)}, recorded_at from stage_identified"""
         )
         conn.execute(
-            "insert into identified.session_notes select event_id, record_id, note, extra, ? from stage_notes", [batch_id]
+            f"insert into identified.session_notes select event_id, record_id, note, extra, {lit(batch_id)} from stage_notes"
         )
         conn.execute(
-            """insert into identified.transcript_units
-               select t.unit_id, t.speaker, t.text, ? from stage_units_text t
-               where t.unit_id in (select payload->>'unit_id' from events.events
-                                   where batch_id = ? and event_type = 'coded_unit_recorded')""",
-            [batch_id, batch_id],
+            f"""insert into identified.transcript_units
+                select t.unit_id, t.speaker, t.text, {lit(batch_id)} from stage_units_text t
+                where t.unit_id in (select payload->>'unit_id' from events.events
+                                    where batch_id = {lit(batch_id)} and event_type = 'coded_unit_recorded')"""
         )
         conn.execute(
-            "insert into identified.pseudonyms select record_id, pseudonym, ?, ?::timestamptz from stage_pseudonyms",
-            [batch_id, now],
+            f"insert into identified.pseudonyms select record_id, pseudonym, {lit(batch_id)}, {lit(now)} from stage_pseudonyms"
         )
         conn.execute(
-            """insert into events.dictionary_fields
-               select ?, ?, ordinal, field_name, form_name, field_type, field_label, choices, validation, identifier
-               from stage_dictionary""",
-            [batch_id, source],
+            f"""insert into events.dictionary_fields
+                select {lit(batch_id)}, {lit(source)}, ordinal, field_name, form_name, field_type, field_label, choices,
+                       validation, identifier
+                from stage_dictionary"""
         )
         quarantined = conn.execute("select count(*) from stage_quarantine").fetchone()[0]
         reasons = dict(
             conn.execute("select reason_code, count(*) from stage_quarantine group by 1 order by 1").fetchall()
         )
-        conn.execute(
-            "insert into events.batches values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?::timestamptz, ?)",
-            [
-                batch_id, source, name, sha256, path.stat().st_size, exported_at, status, rows_read,
-                appended, duplicates, quarantined, (seq0 + 1) if appended else None, last_seq, now, detail,
-            ],
-        )
+        values = [
+            batch_id, source, name, sha256, path.stat().st_size, exported_at, status, rows_read,
+            appended, duplicates, quarantined, (seq0 + 1) if appended else None, last_seq, now, detail,
+        ]
+        conn.execute(f"insert into events.batches values ({', '.join(lit(v) for v in values)})")
         conn.execute("commit")
     except BaseException:
         conn.execute("rollback")

@@ -122,7 +122,7 @@ def participant_hash_key(conn: duckdb.DuckDBPyConnection, settings: Settings, cr
     if create:
         conn.execute("create schema if not exists vault.identified")
         conn.execute("create table if not exists vault.identified.keyring (name varchar, value varchar)")
-        conn.execute("insert into vault.identified.keyring values ('participant_key', ?)", [key])
+        conn.execute(f"insert into vault.identified.keyring values ('participant_key', {sql_str(key)})")
     return key
 
 

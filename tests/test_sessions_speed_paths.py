@@ -197,3 +197,100 @@ def test_events_of_an_erased_participant_are_quarantined_not_stored(wh):
     assert rows(wh, "select location from events.quarantine where reason_code = 'erased_participant'") == [
         ("line 1",)]
     assert rows(wh, "select event_id from events.events where event_id like 'x%' order by seq") == [("x1",), ("x3",)]
+
+
+def test_quarantined_lines_leave_the_events_numbered_in_file_order_without_a_sort(wh, monkeypatch):
+    from ingestion import store
+
+    seen = []
+    real = store._stage_in_order
+    monkeypatch.setattr(store, "_stage_in_order", lambda conn: seen.append(real(conn)) or seen[-1])
+    n = 70_000
+    body = [line(event_id=f"q{n - i:06d}") for i in range(n)]
+    body[5] = "{broken"
+    body[66_000] = line(event_id="bad", session_number=0)
+    land(wh, "sessions", "q.jsonl", "\n".join(body) + "\n")
+    [out] = ingest_landing(wh).outcomes
+    assert (out.events_appended, out.reasons) == (n - 2, {"not_json": 1, "bad_session_number": 1})
+    assert seen == [True]  # the staged events kept their lines' order: numbered by row, no sort
+    seqs = held(wh)
+    assert [s for s, _, _ in seqs] == list(range(1, n - 1))
+    assert [e for _, e, _ in seqs] == [f"q{n - i:06d}" for i in range(n) if i not in (5, 66_000)]
+
+
+def test_the_stage_order_check_accepts_only_dense_rising_rows():
+    import duckdb
+
+    from ingestion import store
+
+    conn = duckdb.connect()
+    store.start_stage(conn)
+    assert store._stage_in_order(conn)  # nothing staged
+    conn.execute("insert into stage_events (event_id, ord) values ('a', 1), ('b', 2), ('c', 5)")
+    assert store._stage_in_order(conn)
+    conn.execute("insert into stage_events (event_id, ord) values ('d', 4)")  # out of order
+    assert not store._stage_in_order(conn)
+    store.start_stage(conn)
+    conn.execute("insert into stage_events (event_id, ord) values ('a', 1), ('b', 1)")  # a tie
+    assert not store._stage_in_order(conn)
+    store.start_stage(conn)
+    conn.execute("insert into stage_events (event_id, ord) values ('a', 1), ('b', null)")
+    assert not store._stage_in_order(conn)
+    store.start_stage(conn)
+    conn.execute("insert into stage_events (event_id, ord) values ('a', 1), ('b', 2), ('c', 3)")
+    conn.execute("delete from stage_events where event_id = 'b'")  # a gap in the row ids
+    assert not store._stage_in_order(conn)
+
+
+def test_a_payload_holds_the_fields_of_its_line_that_are_present_and_nothing_else(wh):
+    land(wh, "sessions", "p.jsonl", "\n".join([
+        line(event_id="p1", event_type="session_scheduled", scheduled_for="2025-03-12T09:30:00-04:00",
+             staff_id='CM"01', note="call Zebulon"),
+        line(event_id="p2", event_type="session_attended", duration_min="45", activities=["linkage", "transport"],
+             mode="phone", recorded_at=None),
+        line(event_id="p3", event_type="treatment_discharged", service=None, session_number=None, program_id=3,
+             discharge_reason="completed"),
+    ]) + "\n")
+    [out] = ingest_landing(wh).outcomes
+    assert out.events_appended == 3
+    got = {e: (v, json.loads(p)) for e, v, p in rows(
+        wh, "select event_id, event_version, payload::varchar from events.events order by seq")}
+    assert got["p1"] == (2, {"record_id": "1", "scheduled_for": "2025-03-12T09:30:00-04:00",
+                             "service": "case_management", "session_number": 1, "staff_id": 'CM"01'})
+    assert got["p2"] == (2, {"record_id": "1", "service": "case_management", "session_number": 1, "mode": "phone",
+                             "duration_min": 45, "activities": ["linkage", "transport"]})
+    assert got["p3"] == (2, {"record_id": "1", "program_id": 3, "discharge_reason": "completed"})
+
+
+def test_values_written_into_statements_read_back_as_bound_ones():
+    from datetime import UTC, datetime, timedelta, timezone
+
+    import duckdb
+    import pytest
+
+    from ingestion.store import lit
+
+    at = datetime(2025, 3, 10, 10, 0, 5, 123456, tzinfo=timezone(timedelta(hours=-4)))
+    values = [None, True, False, 0, -12, 2**62, "it's \"quoted\" \\ ; --", "", "café ✓", at, datetime.now(UTC)]
+    conn = duckdb.connect()
+    conn.execute("set timezone = 'UTC'")
+    got = conn.execute("select " + ", ".join(lit(v) for v in values)).fetchone()
+    assert list(got[:9]) == values[:9]
+    assert got[9] == at and got[10] == values[10]
+    with pytest.raises(ValueError):
+        lit(datetime(2025, 3, 10))  # no offset: refused, not guessed
+    with pytest.raises(TypeError):
+        lit(1.5)
+
+
+def test_a_new_file_of_the_size_of_one_held_is_still_read(wh):
+    a = line(event_id="s1") + "\n"
+    b = line(event_id="s2") + "\n"
+    assert len(a) == len(b)
+    land(wh, "sessions", "a.jsonl", a)
+    [first] = ingest_landing(wh).outcomes
+    land(wh, "sessions", "b.jsonl", b)
+    [second] = ingest_landing(wh).outcomes  # the same size: hashed before reading, and new
+    assert (first.events_appended, second.events_appended) == (1, 1)
+    assert rows(wh, "select file_name, sha256 from events.batches order by ingested_at") == [
+        ("a.jsonl", hashlib.sha256(a.encode()).hexdigest()), ("b.jsonl", hashlib.sha256(b.encode()).hexdigest())]
