@@ -324,8 +324,9 @@ def explain_statements(path: Path) -> None:
         ("3 timestamps: regexp + cast", "select " + ", ".join(
             f"case when regexp_matches(coalesce(v.{f}, ''), {sessions._TS}) then try_cast(v.{f} as timestamptz) end"
             for f in ("occurred_at", "recorded_at", "scheduled_for")) + " from v"),
-        ("json_object(...) (payload)", "select json_object(" + ", ".join(
-            f"'{k}', v.{k}" for k in sessions.KNOWN_KEYS if k != "note") + ") from v"),
+        ("the payload (version 2: the fields present, as text)", "select " + sessions._PAYLOAD + " from (select "
+         + ", ".join(f"v.{k} as {k}" for k in sessions.SESSION_PAYLOAD_FIELDS if k != "scheduled_for")
+         + ", v.scheduled_for as scheduled_raw from v)"),
     ]
     data = path.read_bytes()
     print("\nparts of the reader's statement, each alone, its result materialised (CPU seconds, best of 2):")
