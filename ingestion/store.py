@@ -8,6 +8,7 @@ content is skipped, with other content it is quarantined as a conflict.
 from __future__ import annotations
 
 import hashlib
+import numbers
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,8 +29,8 @@ def lit(value: object) -> str:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
+    if isinstance(value, numbers.Integral):  # int, and numpy's integers (counts from readers)
+        return str(int(value))
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise ValueError("a timestamp written into a statement must carry its UTC offset")

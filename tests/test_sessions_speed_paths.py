@@ -279,6 +279,9 @@ def test_values_written_into_statements_read_back_as_bound_ones():
     got = conn.execute("select " + ", ".join(lit(v) for v in values)).fetchone()
     assert list(got[:9]) == values[:9]
     assert got[9:] == tuple(values[9:])
+    import numpy as np
+
+    assert lit(np.int64(7)) == "7" and lit(np.uint32(3)) == "3"
     with pytest.raises(ValueError):
         lit(datetime(2025, 3, 10))  # no offset: refused, not guessed
     with pytest.raises(TypeError):
