@@ -36,6 +36,8 @@ def lit(value: object) -> str:
             raise ValueError("a timestamp written into a statement must carry its UTC offset")
         return f"'{value.isoformat()}'::timestamptz"
     if isinstance(value, str):
+        if "\x00" in value:  # a NUL cannot stand in a SQL string literal
+            return "(" + " || chr(0) || ".join(sql_str(part) for part in value.split("\x00")) + ")"
         return sql_str(value)
     raise TypeError(f"no SQL literal for {type(value).__name__}")
 

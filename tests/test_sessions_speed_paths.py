@@ -273,11 +273,12 @@ def test_values_written_into_statements_read_back_as_bound_ones():
 
     at = datetime(2025, 3, 10, 10, 0, 5, 123456, tzinfo=timezone(timedelta(hours=-4)))
     lmt = datetime(1880, 1, 1, 12, tzinfo=ZoneInfo("America/New_York"))  # local mean time: -04:56:02
-    values = [None, True, False, 0, -12, 2**62, "it's \"quoted\" \\ ; --", "", "café ✓", at, datetime.now(UTC), lmt]
+    values = [None, True, False, 0, -12, 2**62, "it's \"quoted\" \\ ; --", "", "a\x00b\x00", at, datetime.now(UTC), lmt]
     conn = duckdb.connect()
     conn.execute("set timezone = 'UTC'")
     got = conn.execute("select " + ", ".join(lit(v) for v in values)).fetchone()
     assert list(got[:9]) == values[:9]
+    assert conn.execute(f"select {lit('café ✓')}").fetchone() == ("café ✓",)
     assert got[9:] == tuple(values[9:])
     import numpy as np
 
