@@ -196,19 +196,16 @@ def quarantine_file(conn: duckdb.DuckDBPyConnection, code: str, reason: str) -> 
     conn.execute(f"insert into stage_quarantine values (null, {lit(code)}, {lit(reason)})")
 
 
-def _stage_first_row(conn: duckdb.DuckDBPyConnection) -> int | None:
-    """The first row id of stage_events when its row ids follow one another (r, r+1, r+2, ...)
-    and its ord rises strictly along them; else None."""
+def _stage_in_order(conn: duckdb.DuckDBPyConnection) -> bool:
+    """Whether stage_events' row ids are 0, 1, 2, ... and its ord rises strictly along them."""
     cols = conn.execute("select rowid, ord from stage_events").fetchnumpy()
     rowid, ord_ = cols["rowid"], cols["ord"]
     if not len(rowid):
-        return 0
+        return True
     if np.ma.isMaskedArray(ord_) and np.ma.getmaskarray(ord_).any():
-        return None  # an event without a place in its file
+        return False  # an event without a place in its file
     ord_ = np.asarray(ord_)
-    if (np.diff(rowid) == 1).all() and (np.diff(ord_) > 0).all():
-        return int(rowid[0])
-    return None
+    return bool(np.array_equal(rowid, np.arange(len(rowid))) and (np.diff(ord_) > 0).all())
 
 
 def commit_batch(
@@ -273,30 +270,21 @@ def commit_batch(
                    where held_hash = content_hash or (held_hash is null and dup_rank > 1 and content_hash = first_hash)"""
             ).fetchone()[0]
             # Sequence numbers follow (ord, event_id). When the staged rows are already in that
-            # order (row ids 0, 1, 2, ... with ord rising), an event's number is its row id, once
-            # the events skipped as duplicates are deleted and the rest copied (a plain copy keeps
-            # the order and makes the row ids dense again). Otherwise the order is worked out on
-            # the keys alone (row id, ord, event_id) and joined back to the rows (ordering the
-            # whole rows costs far more).
+            # order (row ids 0, 1, 2, ... with ord rising) and none is skipped, an event's number
+            # is its row id; otherwise the order is worked out on the keys alone (row id, ord,
+            # event_id) and joined back to the rows (ordering the whole rows costs far more).
             skipped = conn.execute(
                 "select count(*) from stage_clash where held_hash is not null or dup_rank > 1").fetchone()[0]
-            first = _stage_first_row(conn)
-            if first is not None and skipped:
-                conn.execute("""delete from stage_events where rowid in (
-                                    select rid from stage_clash where held_hash is not null or dup_rank > 1)""")
-                conn.execute("create or replace temp table stage_events as select * from stage_events")
-                skipped, first = 0, _stage_first_row(conn)
-            if first is not None:
-                numbered = f"select {seq0} + rowid - {first} + 1 as seq, * from stage_events"
+            if not skipped and _stage_in_order(conn):
+                numbered = f"select {seq0} + rowid + 1 as seq, * from stage_events"
             else:
-                left_out = ("where rowid not in (select rid from stage_clash where held_hash is not null or dup_rank > 1)"
-                            if skipped else "")
                 numbered = f"""
                     select {seq0} + o.seq as seq, s.*
                     from stage_events s
                     join (
                         select rowid as rid, row_number() over (order by ord, event_id) as seq
-                        from stage_events {left_out}
+                        from stage_events
+                        where rowid not in (select rid from stage_clash where held_hash is not null or dup_rank > 1)
                     ) o on s.rowid = o.rid"""
             conn.execute(
                 f"""

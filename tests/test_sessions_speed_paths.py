@@ -151,18 +151,7 @@ def test_a_file_with_nul_bytes_is_quarantined_whole(wh):
     assert (out.status, out.events_appended, out.reasons) == ("quarantined", 0, {"binary_file": 1})
 
 
-def test_sequence_numbers_follow_the_file_order_across_batches_and_skip_duplicates(wh, monkeypatch):
-    from ingestion import store
-
-    seen = []
-    real = store._stage_first_row
-
-    def spy(conn):
-        first = real(conn)
-        seen.append(first is not None)
-        return first
-
-    monkeypatch.setattr(store, "_stage_first_row", spy)
+def test_sequence_numbers_follow_the_file_order_across_batches_and_skip_duplicates(wh):
     n = 70_000  # more lines than one Arrow batch holds
     body = [line(event_id=f"k{n - i:06d}", session_number=1 + i % 5) for i in range(n)]
     body[50] = body[10]  # line 51 repeats line 11 byte for byte: a duplicate
@@ -176,7 +165,6 @@ def test_sequence_numbers_follow_the_file_order_across_batches_and_skip_duplicat
     # event ids count down, so a sort by event_id would reverse them: seq is the file's order
     expected = [f"k{n - i:06d}" for i in range(n) if i not in (50, 60_001)]
     assert [e for _, e, _ in seqs] == expected
-    assert seen == [True, True]  # numbered by row once the duplicate was left out, not ranked
 
 
 def test_a_grown_log_appends_only_the_new_lines_after_the_old_ones(wh):
@@ -215,14 +203,8 @@ def test_quarantined_lines_leave_the_events_numbered_in_file_order_without_a_sor
     from ingestion import store
 
     seen = []
-    real = store._stage_first_row
-
-    def spy(conn):
-        first = real(conn)
-        seen.append(first is not None)
-        return first
-
-    monkeypatch.setattr(store, "_stage_first_row", spy)
+    real = store._stage_in_order
+    monkeypatch.setattr(store, "_stage_in_order", lambda conn: seen.append(real(conn)) or seen[-1])
     n = 70_000
     body = [line(event_id=f"q{n - i:06d}") for i in range(n)]
     body[5] = "{broken"
@@ -236,34 +218,28 @@ def test_quarantined_lines_leave_the_events_numbered_in_file_order_without_a_sor
     assert [e for _, e, _ in seqs] == [f"q{n - i:06d}" for i in range(n) if i not in (5, 66_000)]
 
 
-def test_the_stage_order_check_accepts_only_consecutive_rows_with_rising_ord():
+def test_the_stage_order_check_accepts_only_dense_rising_rows():
     import duckdb
 
     from ingestion import store
 
     conn = duckdb.connect()
     store.start_stage(conn)
-    assert store._stage_first_row(conn) == 0  # nothing staged
+    assert store._stage_in_order(conn)  # nothing staged
     conn.execute("insert into stage_events (event_id, ord) values ('a', 1), ('b', 2), ('c', 5)")
-    assert store._stage_first_row(conn) == 0
+    assert store._stage_in_order(conn)
     conn.execute("insert into stage_events (event_id, ord) values ('d', 4)")  # out of order
-    assert store._stage_first_row(conn) is None
+    assert not store._stage_in_order(conn)
     store.start_stage(conn)
     conn.execute("insert into stage_events (event_id, ord) values ('a', 1), ('b', 1)")  # a tie
-    assert store._stage_first_row(conn) is None
+    assert not store._stage_in_order(conn)
     store.start_stage(conn)
     conn.execute("insert into stage_events (event_id, ord) values ('a', 1), ('b', null)")
-    assert store._stage_first_row(conn) is None
+    assert not store._stage_in_order(conn)
     store.start_stage(conn)
     conn.execute("insert into stage_events (event_id, ord) values ('a', 1), ('b', 2), ('c', 3)")
     conn.execute("delete from stage_events where event_id = 'b'")  # a gap in the row ids
-    assert store._stage_first_row(conn) is None
-    # rows written inside a transaction have row ids of their own, still one after another
-    conn.execute("begin transaction")
-    conn.execute("create or replace temp table stage_events as select * from stage_events")
-    first = store._stage_first_row(conn)
-    assert first is not None and conn.execute("select min(rowid) from stage_events").fetchone()[0] == first
-    conn.execute("rollback")
+    assert not store._stage_in_order(conn)
 
 
 def test_a_payload_holds_the_fields_of_its_line_that_are_present_and_nothing_else(wh):
