@@ -229,53 +229,65 @@ def commit_batch(
     now = datetime.now(UTC)
     batch_id = hashlib.sha256(f"{source}|{sha256}|{now.isoformat()}".encode()).hexdigest()[:20]
     name = path.name
+    duplicates = 0
+    in_order = False
+    if apply_events:
+        # Staging work, before the transaction (temp tables only; the writer lock keeps the
+        # store still). Only the events whose id is already held, or repeated inside the
+        # batch, need comparing (on a fresh log: none). They are ranked in a narrow table; the
+        # batch itself is not copied.
+        conn.execute(
+            """
+            create or replace temp table stage_clash as
+            with held as (
+                select event_id, any_value(content_hash) as held_hash from events.events
+                where event_id in (select event_id from stage_events) group by event_id
+            ),
+            repeated as (select event_id from stage_events group by event_id having count(*) > 1)
+            select s.rowid as rid, s.event_id, s.content_hash, h.held_hash,
+                   row_number() over w as dup_rank,
+                   first_value(s.content_hash) over w as first_hash
+            from stage_events s
+            left join held h using (event_id)
+            where h.held_hash is not null or s.event_id in (select event_id from repeated)
+            window w as (partition by s.event_id order by s.ord, s.content_hash)
+            """
+        )
+        conn.execute(
+            """
+            insert into stage_quarantine
+            select 'event ' || event_id, 'conflicting_event_id',
+                   'an event with this event_id is already held with different content; '
+                   || 'the source must issue a new event_id (or an event_voided) to correct it'
+            from stage_clash
+            where (held_hash is not null and held_hash <> content_hash)
+               or (held_hash is null and dup_rank > 1 and content_hash <> first_hash)
+            order by rid
+            """
+        )
+        duplicates = conn.execute(
+            """select count(*) from stage_clash
+               where held_hash = content_hash or (held_hash is null and dup_rank > 1 and content_hash = first_hash)"""
+        ).fetchone()[0]
+        # Sequence numbers follow (ord, event_id). When the staged rows are already in that
+        # order (row ids 0, 1, 2, ... with ord rising), an event's number is its row id, once
+        # the events skipped (duplicates, conflicts) are deleted and the rest copied: a plain
+        # copy keeps the order and makes the row ids dense again (done here, outside the
+        # transaction: a table copied inside it is slower to insert from). Otherwise the order
+        # is worked out on the keys alone (row id, ord, event_id) and joined back to the rows
+        # (ordering the whole rows costs far more).
+        skip = "select rid from stage_clash where held_hash is not null or dup_rank > 1"
+        left_out = "where rowid not in (" + skip + ")"
+        in_order = _stage_in_order(conn)
+        if in_order and conn.execute(f"select count(*) from ({skip})").fetchone()[0]:
+            conn.execute(f"delete from stage_events where rowid in ({skip})")
+            conn.execute("create or replace temp table stage_events as select * from stage_events")
+            left_out, in_order = "", _stage_in_order(conn)
     conn.execute("begin transaction")
     try:
         seq0 = conn.execute("select coalesce(max(seq), 0) from events.events").fetchone()[0]
         if apply_events:
-            # Only the events whose id is already held, or repeated inside the batch, need
-            # comparing (on a fresh log: none). They are ranked in a narrow table; the
-            # batch itself is not copied.
-            conn.execute(
-                """
-                create or replace temp table stage_clash as
-                with held as (
-                    select event_id, any_value(content_hash) as held_hash from events.events
-                    where event_id in (select event_id from stage_events) group by event_id
-                ),
-                repeated as (select event_id from stage_events group by event_id having count(*) > 1)
-                select s.rowid as rid, s.event_id, s.content_hash, h.held_hash,
-                       row_number() over w as dup_rank,
-                       first_value(s.content_hash) over w as first_hash
-                from stage_events s
-                left join held h using (event_id)
-                where h.held_hash is not null or s.event_id in (select event_id from repeated)
-                window w as (partition by s.event_id order by s.ord, s.content_hash)
-                """
-            )
-            conn.execute(
-                """
-                insert into stage_quarantine
-                select 'event ' || event_id, 'conflicting_event_id',
-                       'an event with this event_id is already held with different content; '
-                       || 'the source must issue a new event_id (or an event_voided) to correct it'
-                from stage_clash
-                where (held_hash is not null and held_hash <> content_hash)
-                   or (held_hash is null and dup_rank > 1 and content_hash <> first_hash)
-                order by rid
-                """
-            )
-            duplicates = conn.execute(
-                """select count(*) from stage_clash
-                   where held_hash = content_hash or (held_hash is null and dup_rank > 1 and content_hash = first_hash)"""
-            ).fetchone()[0]
-            # Sequence numbers follow (ord, event_id). When the staged rows are already in that
-            # order (row ids 0, 1, 2, ... with ord rising) and none is skipped, an event's number
-            # is its row id; otherwise the order is worked out on the keys alone (row id, ord,
-            # event_id) and joined back to the rows (ordering the whole rows costs far more).
-            skipped = conn.execute(
-                "select count(*) from stage_clash where held_hash is not null or dup_rank > 1").fetchone()[0]
-            if not skipped and _stage_in_order(conn):
+            if in_order:
                 numbered = f"select {seq0} + rowid + 1 as seq, * from stage_events"
             else:
                 numbered = f"""
@@ -283,8 +295,7 @@ def commit_batch(
                     from stage_events s
                     join (
                         select rowid as rid, row_number() over (order by ord, event_id) as seq
-                        from stage_events
-                        where rowid not in (select rid from stage_clash where held_hash is not null or dup_rank > 1)
+                        from stage_events {left_out}
                     ) o on s.rowid = o.rid"""
             conn.execute(
                 f"""
@@ -295,8 +306,6 @@ def commit_batch(
                 """
             )
             conn.execute("drop table stage_clash")
-        else:
-            duplicates = 0
         appended, last_seq = conn.execute(
             f"select count(*), max(seq) from events.events where batch_id = {lit(batch_id)}"
         ).fetchone()

@@ -151,7 +151,22 @@ def test_a_file_with_nul_bytes_is_quarantined_whole(wh):
     assert (out.status, out.events_appended, out.reasons) == ("quarantined", 0, {"binary_file": 1})
 
 
-def test_sequence_numbers_follow_the_file_order_across_batches_and_skip_duplicates(wh):
+def _spy_on_the_order_check(monkeypatch) -> list[bool]:
+    from ingestion import store
+
+    seen: list[bool] = []
+    real = store._stage_in_order
+
+    def spy(conn):
+        seen.append(real(conn))
+        return seen[-1]
+
+    monkeypatch.setattr(store, "_stage_in_order", spy)
+    return seen
+
+
+def test_sequence_numbers_follow_the_file_order_across_batches_and_skip_duplicates(wh, monkeypatch):
+    seen = _spy_on_the_order_check(monkeypatch)
     n = 70_000  # more lines than one Arrow batch holds
     body = [line(event_id=f"k{n - i:06d}", session_number=1 + i % 5) for i in range(n)]
     body[50] = body[10]  # line 51 repeats line 11 byte for byte: a duplicate
@@ -165,9 +180,12 @@ def test_sequence_numbers_follow_the_file_order_across_batches_and_skip_duplicat
     # event ids count down, so a sort by event_id would reverse them: seq is the file's order
     expected = [f"k{n - i:06d}" for i in range(n) if i not in (50, 60_001)]
     assert [e for _, e, _ in seqs] == expected
+    # in file order: the repeated line was left out of a copy and the events numbered by row
+    assert seen == [True, True]
 
 
-def test_a_grown_log_appends_only_the_new_lines_after_the_old_ones(wh):
+def test_a_grown_log_appends_only_the_new_lines_after_the_old_ones(wh, monkeypatch):
+    seen = _spy_on_the_order_check(monkeypatch)
     first = [line(event_id=f"g{i}") for i in range(5)]
     land(wh, "sessions", "log.jsonl", "\n".join(first) + "\n")
     ingest_landing(wh)
@@ -178,6 +196,7 @@ def test_a_grown_log_appends_only_the_new_lines_after_the_old_ones(wh):
     assert [(s, e) for s, e, _ in held(wh)][5:] == [(6, "g9"), (7, "g7")]
     assert rows(wh, "select location from events.quarantine where reason_code = 'conflicting_event_id'") == [
         ("event g2",)]
+    assert seen == [True, True, True]  # night 1; night 2 before and after leaving out the held events
 
 
 def test_events_of_an_erased_participant_are_quarantined_not_stored(wh):
@@ -200,11 +219,7 @@ def test_events_of_an_erased_participant_are_quarantined_not_stored(wh):
 
 
 def test_quarantined_lines_leave_the_events_numbered_in_file_order_without_a_sort(wh, monkeypatch):
-    from ingestion import store
-
-    seen = []
-    real = store._stage_in_order
-    monkeypatch.setattr(store, "_stage_in_order", lambda conn: seen.append(real(conn)) or seen[-1])
+    seen = _spy_on_the_order_check(monkeypatch)
     n = 70_000
     body = [line(event_id=f"q{n - i:06d}") for i in range(n)]
     body[5] = "{broken"
@@ -300,3 +315,29 @@ def test_a_new_file_of_the_size_of_one_held_is_still_read(wh):
     assert (first.events_appended, second.events_appended) == (1, 1)
     assert rows(wh, "select file_name, sha256 from events.batches order by ingested_at") == [
         ("a.jsonl", hashlib.sha256(a.encode()).hexdigest()), ("b.jsonl", hashlib.sha256(b.encode()).hexdigest())]
+
+
+def test_a_batch_staged_out_of_order_is_ranked_and_its_repeated_event_left_out(wh, tmp_path):
+    from ingestion import store
+
+    land(wh, "sessions", "a.jsonl", line(event_id="held") + "\n")
+    ingest_landing(wh)  # one event held, seq 1
+    conn = open_vault(wh)
+    try:
+        [(held_hash,)] = conn.execute("select content_hash from events.events").fetchall()
+        store.start_stage(conn)
+        # staged against their file order (ord falls), one of them already held, one repeated
+        conn.execute(f"""insert into stage_events values
+            ('c', 'participant/1', 'session_attended', 2, now(), now(), 'h3', '{{}}', 3),
+            ('held', 'participant/1', 'session_attended', 2, now(), now(), '{held_hash}', '{{}}', 2),
+            ('b', 'participant/1', 'session_attended', 2, now(), now(), 'h2', '{{}}', 1),
+            ('c', 'participant/1', 'session_attended', 2, now(), now(), 'h3', '{{}}', 4)""")
+        assert not store._stage_in_order(conn)
+        f = tmp_path / "b.jsonl"
+        f.write_text("x")
+        out = store.commit_batch(conn, source="sessions", path=f, sha256="f" * 64, status="applied", rows_read=4)
+        got = conn.execute("select seq, event_id from events.events order by seq").fetchall()
+    finally:
+        conn.close()
+    assert (out.events_appended, out.duplicates) == (2, 2)
+    assert got == [(1, "held"), (2, "b"), (3, "c")]  # file order (ord), the held and the repeated left out
