@@ -149,6 +149,7 @@ def ingest_file(conn: duckdb.DuckDBPyConnection, settings: Settings, profile: St
     return commit_batch(
         conn, source=source, path=path, sha256=sha, status=status, rows_read=rows,
         exported_at=exported_at, detail=detail, apply_events=status in ("applied", "accepted"),
+        size_bytes=len(data),  # the bytes hashed and read (the file may have grown since)
     )
 
 

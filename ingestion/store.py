@@ -219,6 +219,7 @@ def commit_batch(
     exported_at: datetime | None = None,
     detail: str = "",
     apply_events: bool = True,
+    size_bytes: int | None = None,
 ) -> BatchOutcome:
     """Move the staged batch into the store, in one transaction.
 
@@ -234,8 +235,8 @@ def commit_batch(
     if apply_events:
         # Staging work, before the transaction (temp tables only; the writer lock keeps the
         # store still). Only the events whose id is already held, or repeated inside the
-        # batch, need comparing (on a fresh log: none). They are ranked in a narrow table; the
-        # batch itself is not copied.
+        # batch, need comparing (on a fresh log: none). They are ranked in a narrow table of
+        # their own, not with the whole batch.
         conn.execute(
             """
             create or replace temp table stage_clash as
@@ -340,7 +341,7 @@ def commit_batch(
             conn.execute("select reason_code, count(*) from stage_quarantine group by 1 order by 1").fetchall()
         )
         values = [
-            batch_id, source, name, sha256, path.stat().st_size, exported_at, status, rows_read,
+            batch_id, source, name, sha256, path.stat().st_size if size_bytes is None else size_bytes, exported_at, status, rows_read,
             appended, duplicates, quarantined, (seq0 + 1) if appended else None, last_seq, now, detail,
         ]
         conn.execute(f"insert into events.batches values ({', '.join(lit(v) for v in values)})")
