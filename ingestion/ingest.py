@@ -111,6 +111,20 @@ def ingest_file(conn: duckdb.DuckDBPyConnection, settings: Settings, profile: St
         # No batch has this size, so these bytes are new: their SHA-256 (for the batch record)
         # is worked out on another core while the file is read (hashlib releases the GIL).
         hashing = _HASHER.submit(_sha256_hex, data)
+    if kind == "log" and path.suffix.lower() == ".jsonl":
+        # A session log whose every line is a new, usable event is appended by the statement
+        # that checks it; any other file comes back (None) and is staged below.
+        try:
+            direct = sessions.DirectInsert(data)
+        except ReadError:
+            direct = None
+        if direct is not None:
+            start_stage(conn)
+            outcome = commit_batch(
+                conn, source=source, path=path, sha256=hashing.result if hashing is not None else sha,
+                status="applied", rows_read=direct.expected, detail="", size_bytes=len(data), direct=direct)
+            if outcome is not None:
+                return outcome
     start_stage(conn)
     exported_at = None
     now = datetime.now(UTC)

@@ -30,7 +30,7 @@ from ingestion.catalogue import (
     SESSION_SERVICES,
 )
 from ingestion.readers import ReadError, decode_text
-from ingestion.store import lit
+from ingestion.store import lit, session_content_sql
 from ingestion.vault import sql_str
 
 MAX_LINE_CHARS = 100_000
@@ -79,34 +79,32 @@ def _payload_member(key: str) -> str:
 # the store) and the note. Written as text: concat_ws leaves the absent fields out.
 _PAYLOAD = "'{' || concat_ws(',', " + ", ".join(_payload_member(k) for k in SESSION_PAYLOAD_FIELDS) + ") || '}'"
 
-# One statement builds stage_events from every line: the line is checked as JSON (json_valid),
-# parsed once into a struct of the contract's fields (values as text), its keys counted, typed,
-# given a reason code when it cannot be used and, when it can, its content hash and payload.
-# A line that is too long or not a JSON object is never handed to the JSON parser. Each row also
-# carries the line's reason code, record_id, note and unknown keys (``extra``), which
-# ``stage_session_log`` moves to the quarantine and the notes and then drops.
-PARSE_SQL = f"""
-create or replace temp table stage_events as
+# The checks every line goes through: the line is checked as JSON (json_valid), parsed once into
+# a struct of the contract's fields (values as text), its keys counted, typed and given a reason
+# code when it cannot be used. A line that is too long or not a JSON object is never handed to
+# the JSON parser. ``r`` has a row per line that is not blank (``idx``: its rank among the lines
+# that are not empty). Two statements read it: PARSE_SQL and direct_insert_sql.
+PARSE_CTES = f"""
 with l as (
-    select line_no, line,
+    select line_no, idx, line,
            case when strlen(line) > {MAX_LINE_CHARS} then length(line) > {MAX_LINE_CHARS} else false end as too_long
     from sl_lines
     where is_line and not regexp_matches(line, {_WS})
 ),
 o as (
-    select line_no, line, too_long,
-           not too_long and json_valid(line)
+    select line_no, idx, line, too_long,
+           not too_long and __JSON_VALID__
            and (starts_with(line, '{{') or regexp_matches(line, '^[ \\t\\r\\n]*\\{{')) as is_object
     from l
 ),
 f as (
-    select line_no, line, too_long, is_object,
+    select line_no, idx, line, too_long, is_object,
            case when is_object then from_json(line, '{_STRUCT}') end as v,
            case when is_object then len(json_keys(line)) end as n_keys
     from o
 ),
 t as (
-    select line_no, line, too_long, not is_object as not_object,
+    select line_no, idx, line, too_long, not is_object as not_object,
         -- a key the contract does not define: only a line with more keys than known fields holding
         -- a value can have one (a known key set to null, or a key twice, also make more), and only
         -- such a line has its keys listed and looked up
@@ -152,11 +150,18 @@ r as (
         end as reason_code
     from t
 )
+"""
+
+# stage_events from every line, usable or not: besides the event's columns, the line's reason code,
+# record_id, note and unknown keys (``extra``), which ``stage_session_log`` moves to the quarantine
+# and the notes and then drops. No content hash: a session event is compared by its content
+# (store.session_content_sql), and only when its event_id is held already or repeated.
+PARSE_SQL = "create or replace temp table stage_events as " + PARSE_CTES.replace("__JSON_VALID__", "json_valid(line)") + f"""
 select
     event_id::varchar as event_id, ('participant/' || record_id)::varchar as stream, event_type::varchar as event_type,
     ({_VERSION})::integer as event_version, occurred_at::timestamptz as occurred_at,
     coalesce(recorded_at, occurred_at)::timestamptz as recorded_at,
-    (case when reason_code is null then md5(line) end)::varchar as content_hash,
+    null::varchar as content_hash,
     (case when reason_code is null then {_PAYLOAD} end)::json as payload,
     line_no::bigint as ord,
     -- the line's own columns, dropped once the quarantine and the notes are staged
@@ -188,7 +193,9 @@ REASONS = {
 
 
 def _split_lines(data: bytes) -> pa.Table:
-    """The file's lines as an Arrow table: ``line_no`` (from 1), ``line`` (without its line break), ``is_line``.
+    """The file's lines as an Arrow table: ``line_no`` (from 1), ``line`` (without its line break), ``is_line``,
+    and ``idx``, the line's rank among the lines that are not empty (the sequence a file without
+    unusable lines gives its events).
 
     Valid UTF-8 (with or without a BOM) is neither decoded into Python text nor
     copied: the lines are views into ``data``, cut at each LF (found by numpy).
@@ -228,12 +235,18 @@ def _split_lines(data: bytes) -> pa.Table:
     line_no += 1
     is_line = np.zeros(n, dtype=bool)
     is_line[::2] = True
+    empty = offsets[1::2] == offsets[0:n:2][:len(offsets) // 2]  # line k spans offsets[2k]..offsets[2k+1]
+    if empty.any():  # rank among the lines that are not empty (each break element: its line's)
+        idx = np.repeat(np.cumsum(~empty, dtype=np.int64), 2)[:n]
+    else:
+        idx = line_no
     # Arrays made from their buffers (pa.array of a numpy array would import pandas: 0.2 s).
     table = pa.Table.from_arrays([
         pa.Int64Array.from_buffers(pa.int64(), n, [None, pa.py_buffer(line_no)]),
+        pa.Int64Array.from_buffers(pa.int64(), n, [None, pa.py_buffer(idx)]),
         pa.BooleanArray.from_buffers(pa.bool_(), n, [None, pa.py_buffer(np.packbits(is_line, bitorder="little"))]),
         pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data)),
-    ], names=["line_no", "is_line", "line"])
+    ], names=["line_no", "idx", "is_line", "line"])
     # In batches, so that DuckDB scans them in parallel (one batch would be read by one thread).
     return pa.Table.from_batches(table.to_batches(max_chunksize=1 << 16), table.schema)
 
@@ -278,9 +291,18 @@ def stage_session_log(conn: duckdb.DuckDBPyConnection, data: bytes, ingest_time:
     conn.execute(
         """
         insert into stage_notes
-        select event_id, record_id, note, extra from stage_events
+        select event_id, record_id, note, extra, ord from stage_events
         where reason_code is null and (note is not null or extra is not null)
         """
+    )
+    # The events the store must compare (their event_id is held already, or repeated in the file)
+    # get the hash of their content, note and unknown keys included; the others need none.
+    conn.execute(
+        f"""update stage_events set content_hash = {session_content_sql()}
+            where reason_code is null and (
+                event_id in (select event_id from events.events)
+                or event_id in (select event_id from stage_events where reason_code is null
+                                group by event_id having count(*) > 1))"""
     )
     rows, quarantined, extra = conn.execute(
         """select count(*), count(reason_code), count(*) filter (where reason_code is null and extra is not null)
@@ -298,3 +320,78 @@ def stage_session_log(conn: duckdb.DuckDBPyConnection, data: bytes, ingest_time:
             conn.execute(f"alter table stage_events drop column {column}")
     detail = f"{extra} line(s) carried keys the contract does not define; kept in the identified store only" if extra else ""
     return "applied", rows, detail
+
+
+def direct_insert_sql(seq0: int, now: datetime, batch_id: str, source: str) -> str:
+    """One statement that checks every line and appends its event to the store, numbered ``seq0 + idx``.
+
+    Only a line that is a usable event and carries no key the contract does not define is
+    appended: any other line leaves a gap that ``direct_insert`` sees in the count. The line
+    is not checked with json_valid first: a line that is not JSON makes the statement fail,
+    which sends the whole file down the staged path as well.
+    """
+    ctes = PARSE_CTES.replace("__JSON_VALID__", "true").replace("__NOW__", lit(now))
+    return "insert into events.events " + ctes + f"""
+select {seq0} + idx, event_id, 'participant/' || record_id, event_type, {_VERSION}, occurred_at,
+       coalesce(recorded_at, occurred_at), {lit(now)}, {lit(batch_id)}, {lit(source)}, null, {_PAYLOAD}
+from r
+where reason_code is null and not has_extra
+"""
+
+
+# A note's line names the key "note" (or escapes a character in it): those lines are read again.
+_NOTES_SQL = f"""
+select v.event_id, v.record_id, v.note, null, __BATCH__
+from (select from_json(line, '{_STRUCT}') as v from sl_lines
+      where is_line and (contains(line, 'note') or contains(line, '\\'))) as x
+where v.note is not null
+"""
+
+
+class DirectInsert:
+    """The fast path of a session log: its events appended in the statement that checks them.
+
+    ``store.commit_batch`` calls it inside the batch's transaction. It returns the number of
+    events appended, or None when the file needs the staged path (``stage_session_log``): a
+    line that cannot be used (it is quarantined there, with its reason), a line with a key the
+    contract does not define, an event_id already held or repeated in the file (compared there),
+    a participant who withdrew all data. The caller then rolls the transaction back.
+    """
+
+    def __init__(self, data: bytes) -> None:
+        self.lines = _split_lines(data)
+        self.expected = int(self.lines.column("idx")[-1].as_py()) if len(self.lines) else 0
+
+    def __call__(self, conn: duckdb.DuckDBPyConnection, seq0: int, batch_id: str, source: str, now: datetime) -> int | None:
+        if not self.expected:
+            return None
+        conn.register("sl_lines", self.lines)
+        try:
+            try:
+                (appended,) = conn.execute(direct_insert_sql(seq0, now, batch_id, source)).fetchone()
+            except duckdb.InvalidInputException:  # a line that is not JSON
+                return None
+            if appended != self.expected:
+                return None
+            # an event_id held already, or two lines with one event_id (or with ids of one 64-bit
+            # hash: the staged path then compares them exactly)
+            new = f"select event_id from events.events where seq > {seq0}"
+            clashes = conn.execute(
+                f"""select (select count(*) from events.events
+                            where seq <= {seq0} and event_id in ({new}))
+                         + (select count(*) - count(distinct hash(event_id)) from ({new}))"""
+            ).fetchone()[0]
+            if clashes:
+                return None
+            from ingestion.erasure import erased_keys_sql
+
+            if conn.execute(f"select count(*) from events.events where seq <= {seq0} and event_type = 'participant_erased'"
+                            ).fetchone()[0] and conn.execute(
+                f"""select count(*) from (select distinct stream from events.events where seq > {seq0})
+                    where participant_key(substr(stream, {len('participant/') + 1})) in ({erased_keys_sql()})"""
+            ).fetchone()[0]:
+                return None
+            conn.execute("insert into identified.session_notes " + _NOTES_SQL.replace("__BATCH__", lit(batch_id)))
+            return appended
+        finally:
+            conn.unregister("sl_lines")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import numbers
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 
+from ingestion.catalogue import SESSION_PAYLOAD_FIELDS
 from ingestion.vault import sql_str
 
 
@@ -56,8 +58,8 @@ create table if not exists events.events (
     ingested_at timestamptz not null,
     batch_id varchar not null,
     source varchar not null,
-    content_hash varchar not null,
-    payload json
+    content_hash varchar,  -- null for a session event (compared by its content: session_content_sql)
+    payload json using compression zstd  -- cheaper to write than the default (dictionary + FSST), and smaller
 );
 create table if not exists events.batches (
     batch_id varchar not null,
@@ -144,7 +146,7 @@ create or replace temp table stage_quarantine (location varchar, reason_code var
 create or replace temp table stage_identified (
     record_id varchar, field varchar, value varchar, kind varchar, recorded_at timestamptz
 );
-create or replace temp table stage_notes (event_id varchar, record_id varchar, note varchar, extra json);
+create or replace temp table stage_notes (event_id varchar, record_id varchar, note varchar, extra json, ord bigint);
 create or replace temp table stage_units_text (unit_id varchar, speaker varchar, text varchar);
 create or replace temp table stage_pseudonyms (record_id varchar, pseudonym varchar);
 create or replace temp table stage_dictionary (
@@ -156,6 +158,26 @@ create or replace temp table stage_dictionary (
 
 def ensure_schema(conn: duckdb.DuckDBPyConnection) -> None:
     conn.execute(SCHEMA_SQL)
+    # Vaults made before session events went without a content hash had the column not null.
+    if conn.execute(
+        """select count(*) from duckdb_columns() where database_name = current_database() and schema_name = 'events'
+           and table_name = 'events' and column_name = 'content_hash' and not is_nullable"""
+    ).fetchone()[0]:
+        conn.execute("alter table events.events alter column content_hash drop not null")
+
+
+def session_content_sql(stream: str = "stream", event_type: str = "event_type", occurred_at: str = "occurred_at",
+                        recorded_at: str = "recorded_at", payload: str = "payload", note: str = "note",
+                        extra: str = "extra") -> str:
+    """The hash of a session event's content, to tell a repeated event from a conflicting one.
+
+    Its stream, type and times (as instants), the payload's fields (either payload version),
+    its note and the keys the contract does not define: the same event written with other
+    spacing, key order or UTC offset is the same event; any field, note or key changed is not.
+    """
+    parts = [stream, event_type, f"epoch_us({occurred_at})::varchar", f"epoch_us({recorded_at})::varchar",
+             *(f"({payload} ->> '{f}')" for f in SESSION_PAYLOAD_FIELDS), note, f"{extra}::varchar"]
+    return "md5(concat_ws(chr(31), " + ", ".join(f"coalesce({p}, chr(0))" for p in parts) + "))"
 
 
 def sha256_of(path: Path) -> str:
@@ -213,36 +235,46 @@ def commit_batch(
     *,
     source: str,
     path: Path,
-    sha256: str,
+    sha256: str | Callable[[], str],
     status: str,
     rows_read: int,
     exported_at: datetime | None = None,
     detail: str = "",
     apply_events: bool = True,
     size_bytes: int | None = None,
-) -> BatchOutcome:
+    direct: Callable[[duckdb.DuckDBPyConnection, int, str, str, datetime], int | None] | None = None,
+) -> BatchOutcome | None:
     """Move the staged batch into the store, in one transaction.
 
     Events whose id is already held with the same content are skipped
     (duplicates); with other content they are quarantined as conflicts; an id
     repeated inside the batch keeps its first occurrence.
+
+    With ``direct``, the events are not staged: ``direct(conn, seq0, batch_id, source, now)``
+    appends them itself, inside the transaction, numbered from ``seq0 + 1``, and returns how
+    many; when it returns None the transaction is rolled back and so is returned (the caller
+    stages the file instead). ``sha256`` may be a callable, called when the batch is recorded.
     """
     now = datetime.now(UTC)
-    batch_id = hashlib.sha256(f"{source}|{sha256}|{now.isoformat()}".encode()).hexdigest()[:20]
     name = path.name
+    batch_id = hashlib.sha256(f"{source}|{name}|{size_bytes}|{now.isoformat()}".encode()).hexdigest()[:20]
     duplicates = 0
     in_order = False
-    if apply_events:
+    kept = "select ord from stage_events"  # the staged events appended (their notes are kept)
+    if apply_events and direct is None:
         # Staging work, before the transaction (temp tables only; the writer lock keeps the
         # store still). Only the events whose id is already held, or repeated inside the
         # batch, need comparing (on a fresh log: none). They are ranked in a narrow table of
         # their own, not with the whole batch.
         conn.execute(
-            """
+            f"""
             create or replace temp table stage_clash as
             with held as (
-                select event_id, any_value(content_hash) as held_hash from events.events
-                where event_id in (select event_id from stage_events) group by event_id
+                select e.event_id, any_value(case when e.source = 'sessions' then {session_content_sql("e.stream", "e.event_type",
+                    "e.occurred_at", "e.recorded_at", "e.payload", "n.note", "n.extra")} else e.content_hash end) as held_hash
+                from events.events e
+                left join identified.session_notes n on n.event_id = e.event_id and n.batch_id = e.batch_id
+                where e.event_id in (select event_id from stage_events) group by e.event_id
             ),
             repeated as (select event_id from stage_events group by event_id having count(*) > 1)
             select s.rowid as rid, s.event_id, s.content_hash, h.held_hash,
@@ -284,10 +316,15 @@ def commit_batch(
             conn.execute(f"delete from stage_events where rowid in ({skip})")
             conn.execute("create or replace temp table stage_events as select * from stage_events")
             left_out, in_order = "", _stage_in_order(conn)
+        kept = f"select ord from stage_events {left_out}"
     conn.execute("begin transaction")
     try:
         seq0 = conn.execute("select coalesce(max(seq), 0) from events.events").fetchone()[0]
-        if apply_events:
+        if direct is not None:
+            if direct(conn, seq0, batch_id, source, now) is None:
+                conn.execute("rollback")
+                return None
+        elif apply_events:
             if in_order:
                 numbered = f"select {seq0} + rowid + 1 as seq, * from stage_events"
             else:
@@ -302,11 +339,11 @@ def commit_batch(
                 f"""
                 insert into events.events
                 select seq, event_id, stream, event_type, event_version, occurred_at,
-                       recorded_at, {lit(now)}, {lit(batch_id)}, {lit(source)}, content_hash, payload
+                       recorded_at, {lit(now)}, {lit(batch_id)}, {lit(source)},
+                       {"null" if source == "sessions" else "content_hash"}, payload
                 from ({numbered})
                 """
             )
-            conn.execute("drop table stage_clash")
         appended, last_seq = conn.execute(
             f"select count(*), max(seq) from events.events where batch_id = {lit(batch_id)}"
         ).fetchone()
@@ -318,9 +355,12 @@ def commit_batch(
             f"""insert into identified.identifier_values
                 select record_id, {lit(source)}, field, value, kind, {lit(batch_id)}, recorded_at from stage_identified"""
         )
+        # the notes of the events appended (not of a line skipped as a duplicate or a conflict)
         conn.execute(
-            f"insert into identified.session_notes select event_id, record_id, note, extra, {lit(batch_id)} from stage_notes"
+            f"""insert into identified.session_notes select event_id, record_id, note, extra, {lit(batch_id)}
+                from stage_notes where ord in ({kept})"""
         )
+        conn.execute("drop table if exists stage_clash")
         conn.execute(
             f"""insert into identified.transcript_units
                 select t.unit_id, t.speaker, t.text, {lit(batch_id)} from stage_units_text t
@@ -341,7 +381,7 @@ def commit_batch(
             conn.execute("select reason_code, count(*) from stage_quarantine group by 1 order by 1").fetchall()
         )
         values = [
-            batch_id, source, name, sha256, path.stat().st_size if size_bytes is None else size_bytes, exported_at, status, rows_read,
+            batch_id, source, name, sha256 if isinstance(sha256, str) else sha256(), path.stat().st_size if size_bytes is None else size_bytes, exported_at, status, rows_read,
             appended, duplicates, quarantined, (seq0 + 1) if appended else None, last_seq, now, detail,
         ]
         conn.execute(f"insert into events.batches values ({', '.join(lit(v) for v in values)})")

@@ -87,9 +87,8 @@ def test_bom_crlf_and_blank_lines_give_the_same_events_and_line_numbers_as_a_pla
     [win] = ingest_landing(wh).outcomes
     assert (win.rows_read, win.events_appended, win.duplicates, win.reasons) == (4, 0, 3, {"not_json": 1})
     assert quarantined(wh) == [("line 5", "not_json"), ("line 5", "not_json")]
-    # the content hash is the line's text, without its line break or the BOM
-    assert [h for _, _, h in held(wh)] == [hashlib.md5(line(event_id=f"a{i}").encode()).hexdigest()
-                                           for i in (1, 2, 3)]
+    # session events are compared by their content, not by a hash of their line's bytes
+    assert [h for _, _, h in held(wh)] == [None, None, None]
 
 
 def test_a_file_without_a_final_line_break_and_one_with_lone_cr_breaks(wh):
@@ -196,7 +195,9 @@ def test_a_grown_log_appends_only_the_new_lines_after_the_old_ones(wh, monkeypat
     assert [(s, e) for s, e, _ in held(wh)][5:] == [(6, "g9"), (7, "g7")]
     assert rows(wh, "select location from events.quarantine where reason_code = 'conflicting_event_id'") == [
         ("event g2",)]
-    assert seen == [True, True, True]  # night 1; night 2 before and after leaving out the held events
+    # night 1 is appended directly (not staged); night 2, which holds events already held, is staged
+    # and checked before and after leaving them out
+    assert seen == [True, True]
 
 
 def test_events_of_an_erased_participant_are_quarantined_not_stored(wh):
@@ -324,7 +325,8 @@ def test_a_batch_staged_out_of_order_is_ranked_and_its_repeated_event_left_out(w
     ingest_landing(wh)  # one event held, seq 1
     conn = open_vault(wh)
     try:
-        [(held_hash,)] = conn.execute("select content_hash from events.events").fetchall()
+        [(held_hash,)] = conn.execute(
+            f"select {store.session_content_sql(note='null', extra='null')} from events.events").fetchall()
         store.start_stage(conn)
         # staged against their file order (ord falls), one of them already held, one repeated
         conn.execute(f"""insert into stage_events values
