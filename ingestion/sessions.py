@@ -43,7 +43,12 @@ SESSION_TYPES = ("session_scheduled", "session_attended", "session_missed", "ses
 TREATMENT_TYPES = ("treatment_admitted", "treatment_visit", "treatment_discharged")
 
 
-_TS = r"'^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}(:?\d{2})?)$'"
+# ISO-8601 with a UTC offset. The three times of a line are checked in one match of the three
+# joined by '|' (each may be absent), a third of the cost of three matches.
+_TS_BODY = r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}(:?\d{2})?)"
+_TS = f"'^{_TS_BODY}$'"
+_TIMES_OK = (f"regexp_matches(concat(v.occurred_at, '|', v.recorded_at, '|', v.scheduled_for), "
+             f"'^({_TS_BODY})?\\|({_TS_BODY})?\\|({_TS_BODY})?$')")
 _STRUCT = "{" + ", ".join(f'"{k}": "VARCHAR"' for k in KNOWN_KEYS if k != "activities") + ', "activities": "JSON"}'
 
 
@@ -89,7 +94,7 @@ with l as (
     select line_no, idx, line,
            case when strlen(line) > {MAX_LINE_CHARS} then length(line) > {MAX_LINE_CHARS} else false end as too_long
     from sl_lines
-    where is_line and not regexp_matches(line, {_WS})
+    where is_line and (starts_with(line, '{{') or not regexp_matches(line, {_WS}))
 ),
 o as (
     select line_no, idx, line, too_long,
@@ -115,13 +120,14 @@ t as (
         v.scheduled_for as scheduled_raw, v.service, v.mode, v.discharge_reason, v.voids_event_id, v.staff_id,
         v.duration_min as duration_raw,
         case when json_type(v.activities) <> 'NULL' then v.activities end as activities, v.note,
-        case when regexp_matches(coalesce(v.occurred_at, ''), {_TS}) then try_cast(v.occurred_at as timestamptz) end as occurred_at,
-        case when regexp_matches(coalesce(v.recorded_at, ''), {_TS}) then try_cast(v.recorded_at as timestamptz) end as recorded_at,
-        case when regexp_matches(coalesce(v.scheduled_for, ''), {_TS}) then try_cast(v.scheduled_for as timestamptz) end as scheduled_for,
+        -- when one of the three is not ISO-8601 with an offset, none is read (the line is quarantined)
+        case when times_ok then try_cast(v.occurred_at as timestamptz) end as occurred_at,
+        case when times_ok then try_cast(v.recorded_at as timestamptz) end as recorded_at,
+        case when times_ok then try_cast(v.scheduled_for as timestamptz) end as scheduled_for,
         try_cast(v.session_number as integer) as session_number,
         try_cast(v.program_id as integer) as program_id,
         try_cast(v.duration_min as integer) as duration_min
-    from f
+    from (select *, {_TIMES_OK} as times_ok from f)
 ),
 r as (
     select *,

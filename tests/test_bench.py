@@ -83,3 +83,16 @@ def test_harness_at_a_tiny_size(tmp_path):
     md = (out / "bench.md").read_text()
     assert "| 150 |" in md and "full run" in md
     assert not list(tmp_path.glob("alliance-bench-*"))  # the temporary study and warehouse are gone
+
+
+def test_the_session_log_benchmark_runs_both_paths_and_records_them(tmp_path):
+    """benchmarks/ingest_sessions.py at a tiny size: every event appended, the broken line quarantined."""
+    out = tmp_path / "ingest_sessions.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "ingest_sessions.py"), "--events", "3000",
+                           "--repeat", "1", "--out", str(out)], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert (result["events"], result["events_appended"], result["rows_quarantined"]) == (3000, 3000, 0)
+    assert result["ours_staged_path_quarantined"] == 1
+    assert result["floor_seconds"] > 0 and result["ours_seconds"] > 0 and result["ours_staged_path_seconds"] > 0
+    assert "WARNING" not in proc.stdout and "staged path" in proc.stdout

@@ -42,7 +42,9 @@ BIG_LINES = 300_000
 BIG_NAME = "big-log.jsonl"
 
 # The child: ingest_landing, announcing on stdout when each file's batch starts staging and when
-# its commit transaction starts and ends, so the parent knows exactly which phase it kills.
+# its commit transaction starts and ends, so the parent knows exactly which phase it kills. (A
+# session log is first tried on the direct path: "direct-commit-start" ... "direct-commit-end";
+# a log with lines to quarantine then comes back and is staged.)
 CHILD = r"""
 import sys
 import ingestion.ingest as ingest
@@ -54,14 +56,15 @@ def say(msg):
     sys.stdout.write(msg + "\n")
     sys.stdout.flush()
 
-def ingest_file(conn, settings, profile, source, kind, path, force=False):
+def ingest_file(conn, settings, profile, source, kind, path, *args, **kw):
     say("file-start " + path.name)
-    return real_file(conn, settings, profile, source, kind, path, force)
+    return real_file(conn, settings, profile, source, kind, path, *args, **kw)
 
 def commit_batch(conn, **kw):
-    say("commit-start " + kw["path"].name)
+    tag = "direct-" if kw.get("direct") is not None else ""  # a session log appended without staging
+    say(tag + "commit-start " + kw["path"].name)
     out = real_commit(conn, **kw)
-    say("commit-end " + kw["path"].name)
+    say(tag + "commit-end " + kw["path"].name)
     return out
 
 ingest.ingest_file = ingest_file
@@ -253,6 +256,38 @@ def test_a_batch_killed_midway_leaves_no_trace_and_is_applied_once_on_rerun(tmp_
     third = ingest_landing(wh)
     assert third.outcomes == [] and third.unchanged == len(files)
     assert event_set(wh) == clean_events
+
+
+@pytest.mark.slow
+def test_a_clean_log_killed_inside_its_direct_append_leaves_no_trace(tmp_path, monkeypatch):
+    """A log of new, usable events is appended by one statement in one transaction: killed there, nothing."""
+    landing = tmp_path / "landing"
+    (landing / "sessions").mkdir(parents=True)
+    big = landing / "sessions" / BIG_NAME
+    i = pl.col("i")
+    pl.DataFrame({"i": pl.int_range(0, BIG_LINES, eager=True)}).select(_line(
+        '{"event_id":"c', i, '","event_type":"treatment_visit","record_id":"', i % 97,
+        '","occurred_at":"2025-03-10T10:00:00-04:00","program_id":2,"duration_min":30}').alias("line")).write_csv(
+        big, include_header=False, quote_style="never")
+    marks = timed_clean_run(landing, tmp_path / "clean")
+    direct = marks[f"direct-commit-end {BIG_NAME}"] - marks[f"direct-commit-start {BIG_NAME}"]
+    assert f"commit-start {BIG_NAME}" not in marks  # appended directly, never staged
+    for var, value in child_env(landing, tmp_path / "killed").items():
+        if var.startswith("ALLIANCE_"):
+            monkeypatch.setenv(var, value)
+    wh = load_settings()
+    inside = 0
+    for fraction in (0.3, 0.6, 0.9):
+        kill = kill_at(landing, tmp_path / "killed", f"direct-commit-start {BIG_NAME}", fraction * direct)
+        if not kill["alive_at_kill"] or f"direct-commit-end {BIG_NAME}" in kill["seen"]:
+            continue  # the append ended before the kill
+        inside += 1
+        assert_no_partial_batch(wh)
+        assert store_rows(wh, "select count(*) from events.events")[0][0] == 0
+    assert inside >= 1, "no kill landed inside the direct append; the test proved nothing"
+    [out] = ingest_landing(wh).outcomes
+    assert (out.events_appended, out.rows_quarantined) == (BIG_LINES, 0)
+    assert_no_partial_batch(wh)
 
 
 # --------------------------------------------------------------------------------------------------
