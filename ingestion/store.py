@@ -49,7 +49,7 @@ create schema if not exists events;
 create schema if not exists identified;
 create table if not exists events.events (
     seq bigint not null,
-    event_id varchar not null,
+    event_id varchar not null using compression zstd,
     stream varchar not null,
     event_type varchar not null,
     event_version integer not null,

@@ -220,3 +220,20 @@ def test_a_vault_whose_content_hash_was_required_is_altered_once(wh):
     [out] = ingest_landing(wh).outcomes
     assert out.events_appended == 1
     assert rows(wh, "select content_hash from events.events") == [(None,)]
+
+
+def test_text_written_into_a_payload_cannot_add_a_key_to_it(wh):
+    """Only values checked against the contract's codes (or as times) are written unescaped."""
+    sneaky = 'x","note":"Zebulon at 12 Elm St'
+    land(wh, "sessions", "a.jsonl", "\n".join([
+        line(event_id="p1", event_type="contact_attempt", service=None, session_number=None, discharge_reason=sneaky),
+        line(event_id="p2", staff_id=sneaky, voids_event_id=sneaky, record_id='7"'),
+        line(event_id="p3", scheduled_for=sneaky),
+        line(event_id="p4", mode=sneaky),
+    ]) + "\n")
+    [out] = ingest_landing(wh).outcomes
+    assert (out.events_appended, out.reasons) == (2, {"bad_timestamp": 1, "bad_mode": 1})
+    payloads = {e: json.loads(p) for e, p in rows(wh, "select event_id, payload::varchar from events.events")}
+    assert payloads["p1"]["discharge_reason"] == sneaky and "note" not in payloads["p1"]
+    assert payloads["p2"]["staff_id"] == sneaky and payloads["p2"]["record_id"] == '7"'
+    assert all("note" not in p for p in payloads.values())
