@@ -172,8 +172,6 @@ def ingest_landing(settings: Settings) -> IngestReport:
     profile = load_profile(settings.study_profile)
     report = IngestReport()
     files = _landing_files(settings)
-    if any(kind == "log" for _, kind, _ in files):
-        sessions.warm_up()
     with writer_lock(settings):
         conn = open_vault(settings)
         try:

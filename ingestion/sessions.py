@@ -12,13 +12,15 @@ file that is not UTF-8 is decoded first, as ``readers.decode_text`` does).
 
 from __future__ import annotations
 
-import importlib
-import threading
 from datetime import datetime
 
 import duckdb
 import numpy as np
 import pyarrow as pa
+
+# DuckDB imports pyarrow.dataset (and with it pandas: about 0.25 s) the first time it scans an
+# Arrow table; imported here, with the reader, so that it is not paid in the middle of an ingest.
+import pyarrow.dataset  # noqa: F401  isort: skip
 
 from ingestion.catalogue import (
     ACTIVITIES,
@@ -257,15 +259,6 @@ def _split_lines(data: bytes) -> pa.Table:
     ], names=["line_no", "idx", "is_line", "line"])
     # In batches, so that DuckDB scans them in parallel (one batch would be read by one thread).
     return pa.Table.from_batches(table.to_batches(max_chunksize=1 << 16), table.schema)
-
-
-def warm_up() -> None:
-    """Import, on another thread, what DuckDB imports when first handed an Arrow table.
-
-    That is pyarrow.dataset, and with it pandas: about 0.2 s, which would otherwise be spent
-    after the file is read. Started before the vault is opened and the file read and hashed.
-    """
-    threading.Thread(target=importlib.import_module, args=("pyarrow.dataset",), daemon=True).start()
 
 
 def stage_session_log(conn: duckdb.DuckDBPyConnection, data: bytes, ingest_time: datetime) -> tuple[str, int, str]:
