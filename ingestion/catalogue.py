@@ -18,16 +18,17 @@ class EventType:
     description: str
 
 
-# Version 2 (a session event's payload): the fields of its line that are present, besides the
-# envelope the store holds in columns (event_id, event_type, occurred_at, recorded_at) and the
-# note (identified store only); an absent field is absent, not null. Version 1 (events ingested
-# before) also carried event_id, event_type, occurred_at, recorded_at and every absent field as
-# null. The staging models read both alike (payload ->> field).
+# Version 3 (a session event's payload): the fields of its line that are present, besides the
+# envelope the store holds in columns (event_id, event_type, occurred_at, recorded_at, and
+# record_id in the stream, participant/<record_id>) and the note (identified store only); an
+# absent field is absent, not null. Version 2 also carried record_id. Version 1 (the first
+# events) also carried event_id, event_type, occurred_at, recorded_at and every absent field as
+# null. The staging models read all three alike (payload ->> field; record_id from the stream).
 SESSION_PAYLOAD_FIELDS = (
-    "record_id", "scheduled_for", "service", "session_number", "staff_id", "mode", "duration_min",
+    "scheduled_for", "service", "session_number", "staff_id", "mode", "duration_min",
     "activities", "program_id", "discharge_reason", "voids_event_id",
 )
-SESSION_PAYLOAD_VERSION = 2
+SESSION_PAYLOAD_VERSION = 3
 
 SESSION_EVENT_TYPES = (
     "session_scheduled", "session_attended", "session_missed", "session_cancelled",

@@ -83,9 +83,10 @@ def _payload_member(key: str) -> str:
     return f"""case when {column} is not null then '"{key}":' || {value} end"""
 
 
-# Version 2 of a session event's payload (see ingestion.catalogue): the fields of the line that
-# are present, besides the envelope (event_id, event_type, occurred_at, recorded_at: columns of
-# the store) and the note. Written as text: concat_ws leaves the absent fields out.
+# Version 3 of a session event's payload (see ingestion.catalogue): the fields of the line that
+# are present, besides the envelope (event_id, event_type, occurred_at, recorded_at, and the
+# record_id in the stream: columns of the store) and the note. Written as text: concat_ws leaves
+# the absent fields out.
 _PAYLOAD = "'{' || concat_ws(',', " + ", ".join(_payload_member(k) for k in SESSION_PAYLOAD_FIELDS) + ") || '}'"
 
 # The checks every line goes through: the line is checked as JSON (json_valid), parsed once into

@@ -235,5 +235,6 @@ def test_text_written_into_a_payload_cannot_add_a_key_to_it(wh):
     assert (out.events_appended, out.reasons) == (2, {"bad_timestamp": 1, "bad_mode": 1})
     payloads = {e: json.loads(p) for e, p in rows(wh, "select event_id, payload::varchar from events.events")}
     assert payloads["p1"]["discharge_reason"] == sneaky and "note" not in payloads["p1"]
-    assert payloads["p2"]["staff_id"] == sneaky and payloads["p2"]["record_id"] == '7"'
+    assert payloads["p2"]["staff_id"] == sneaky and "record_id" not in payloads["p2"]
+    assert rows(wh, "select stream from events.events where event_id = 'p2'") == [('participant/7"',)]
     assert all("note" not in p for p in payloads.values())

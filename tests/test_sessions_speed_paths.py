@@ -271,11 +271,11 @@ def test_a_payload_holds_the_fields_of_its_line_that_are_present_and_nothing_els
     assert out.events_appended == 3
     got = {e: (v, json.loads(p)) for e, v, p in rows(
         wh, "select event_id, event_version, payload::varchar from events.events order by seq")}
-    assert got["p1"] == (2, {"record_id": "1", "scheduled_for": "2025-03-12T09:30:00-04:00",
+    assert got["p1"] == (3, {"scheduled_for": "2025-03-12T09:30:00-04:00",
                              "service": "case_management", "session_number": 1, "staff_id": 'CM"01'})
-    assert got["p2"] == (2, {"record_id": "1", "service": "case_management", "session_number": 1, "mode": "phone",
+    assert got["p2"] == (3, {"service": "case_management", "session_number": 1, "mode": "phone",
                              "duration_min": 45, "activities": ["linkage", "transport"]})
-    assert got["p3"] == (2, {"record_id": "1", "program_id": 3, "discharge_reason": "completed"})
+    assert got["p3"] == (3, {"program_id": 3, "discharge_reason": "completed"})
 
 
 def test_values_written_into_statements_read_back_as_bound_ones():

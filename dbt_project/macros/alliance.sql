@@ -73,7 +73,8 @@ renamed as (
         seq,
         event_id,
         event_type,
-        payload ->> 'record_id' as record_id,
+        -- payload version 3 leaves record_id to the stream (participant/<record_id>)
+        coalesce(payload ->> 'record_id', substr(stream, length('participant/') + 1)) as record_id,
         occurred_at,
         {{ local_date('occurred_at') }} as occurred_on,
         recorded_at,
