@@ -119,7 +119,7 @@ t as (
         -- a value can have one (a known key set to null, or a key twice, also make more), and only
         -- such a line has its keys listed and looked up
         case when n_keys > {_PRESENT}
-             then len(list_filter(json_keys(line), k -> not list_contains({_KNOWN_LIST}, k))) > 0
+             then not list_has_all({_KNOWN_LIST}, json_keys(line))
              else false end as has_extra,
         v.event_id, v.event_type, v.record_id, v.occurred_at as occurred_raw, v.recorded_at as recorded_raw,
         v.scheduled_for as scheduled_raw, v.service, v.mode, v.discharge_reason, v.voids_event_id, v.staff_id,
@@ -157,7 +157,7 @@ r as (
             when mode is not null and not list_contains({_list(SESSION_MODES)}, mode) then 'bad_mode'
             when duration_raw is not null and (duration_min is null or duration_min < 0) then 'bad_duration'
             when activities is not null and (json_type(activities) <> 'ARRAY'
-                 or len(list_filter(from_json(activities, '["VARCHAR"]'), a -> not list_contains({_list(ACTIVITIES)}, a))) > 0) then 'bad_activities'
+                 or not list_has_all({_list(ACTIVITIES)}, from_json(activities, '["VARCHAR"]'))) then 'bad_activities'
         end as reason_code
     from t
 )
@@ -337,15 +337,16 @@ def direct_insert_sql(seq0: int, now: datetime, batch_id: str, source: str) -> s
 select {seq0} + idx, event_id, 'participant/' || record_id, event_type, {_VERSION}, occurred_at,
        coalesce(recorded_at, occurred_at), {lit(now)}, {lit(batch_id)}, {lit(source)}, null, {_PAYLOAD}
 from r
-where reason_code is null and not has_extra
+where reason_code is null and not has_extra and (note is null or contains(line, '"note"'))
 """
 
 
-# A note's line names the key "note" (or escapes a character in it): those lines are read again.
+# The lines with a note are read again for it: only lines holding the text "note" (quotes
+# included) can have one, as the direct statement takes a note only from such a line (a key
+# written with escapes, "no\u0074e", sends the file to the staged path).
 _NOTES_SQL = f"""
 select v.event_id, v.record_id, v.note, null, __BATCH__
-from (select from_json(line, '{_STRUCT}') as v from sl_lines
-      where is_line and (contains(line, 'note') or contains(line, '\\'))) as x
+from (select from_json(line, '{_STRUCT}') as v from sl_lines where is_line and contains(line, '"note"')) as x
 where v.note is not null
 """
 

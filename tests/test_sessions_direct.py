@@ -61,8 +61,8 @@ A_LOG = [
          discharge_reason="completed", occurred_at="2025-03-12T09:00:00+01:00", recorded_at="2025-03-12T10:00:00+01:00"),
     line(event_id="s5", event_type="event_voided", service=None, session_number=None, voids_event_id="s1",
          staff_id='C\\M "7"'),
-    '{"event_id": "s6", "event_type": "contact_attempt", "record_id": "2", "occurred_at": "2025-03-13T10:00:00-04:00", '
-    '"no\\u0074e": "escaped key"}',
+    line(event_id="s6", event_type="contact_attempt", record_id="2", occurred_at="2025-03-13T10:00:00-04:00",
+         recorded_at=None, service=None, session_number=None, note="second note"),
     "",
     line(event_id="s7", event_type="session_missed", record_id="2", session_number=2),
 ]
@@ -95,7 +95,7 @@ def test_a_clean_log_goes_direct_and_gives_exactly_what_the_staged_path_gives(wh
     assert direct == staged
     assert [e[1] for e in direct["events"]] == ["s1", "s2", "s3", "s4", "s5", "s6", "s7", "t1"]
     assert [e[0] for e in direct["events"]] == list(range(1, 9))
-    assert direct["notes"] == [("s2", "1", 'Met at "the shelter"; caf\u00e9 after', None), ("s6", "2", "escaped key", None)]
+    assert direct["notes"] == [("s2", "1", 'Met at "the shelter"; caf\u00e9 after', None), ("s6", "2", "second note", None)]
     assert all("note" not in json.loads(e[9]) and "shelter" not in e[9] for e in direct["events"])
     assert direct["batches"][0][2:] == (7, 7, 0, 0, 1, 7)
     assert_no_partial_batch(wh)
@@ -106,10 +106,14 @@ def test_a_clean_log_goes_direct_and_gives_exactly_what_the_staged_path_gives(wh
     ("[1, 2]", "not_json"),
     (line(event_id="x", mode="telepathy"), "bad_mode"),
     (line(event_id="x", occurred_at="2025-03-10T10:00:00"), "bad_timestamp"),
+    (line(event_id="x", activities=["linkage", "juggling"]), "bad_activities"),
+    (line(event_id="x", activities="linkage"), "bad_activities"),  # not a list
+    (line(event_id="x", recorded_at="2025-03-10T11:00:00-04:00x"), "bad_timestamp"),
     ("  \t", None),  # a blank line of white space: no event, no quarantine
     (line(event_id="x", client_name="Zebulon"), None),  # a key the contract does not define
     (A_LOG[1], None),  # a repeated line: a duplicate
     (line(event_id="s2", session_number=3), "conflicting_event_id"),
+    (line(event_id="x").replace('"event_id"', '"no\\u0074e": "escaped key", "event_id"'), None),  # a note's key escaped
 ])
 def test_any_other_file_is_handed_to_the_staged_path(wh, monkeypatch, extra_line, reason):
     body = A_LOG[:4] + [extra_line] + A_LOG[4:]
@@ -121,11 +125,13 @@ def test_any_other_file_is_handed_to_the_staged_path(wh, monkeypatch, extra_line
     if reason and reason != "conflicting_event_id":
         assert rows(wh, "select location from events.quarantine") == [("line 5",)]
     assert [e[0] for e in rows(wh, "select event_id from events.events order by seq")] == [
-        "s1", "s2", "s3", *(["x"] if "client_name" in extra_line else []), "s4", "s5", "s6", "s7"]
+        "s1", "s2", "s3", *(["x"] if reason is None and '"x"' in extra_line else []), "s4", "s5", "s6", "s7"]
     assert_no_partial_batch(wh)
     if "client_name" in extra_line:
         assert rows(wh, "select event_id, extra::varchar from identified.session_notes where extra is not null") == [
             ("x", '{"client_name":"Zebulon"}')]
+    if "escaped key" in extra_line:
+        assert rows(wh, "select note from identified.session_notes where event_id = 'x'") == [("escaped key",)]
 
 
 def test_a_log_with_held_events_or_an_erased_participant_is_staged(wh, monkeypatch):
