@@ -337,16 +337,18 @@ def direct_insert_sql(seq0: int, now: datetime, batch_id: str, source: str) -> s
 select {seq0} + idx, event_id, 'participant/' || record_id, event_type, {_VERSION}, occurred_at,
        coalesce(recorded_at, occurred_at), {lit(now)}, {lit(batch_id)}, {lit(source)}, null, {_PAYLOAD}
 from r
-where reason_code is null and not has_extra and (note is null or contains(line, '"note"'))
+where reason_code is null and not has_extra
 """
 
 
-# The lines with a note are read again for it: only lines holding the text "note" (quotes
-# included) can have one, as the direct statement takes a note only from such a line (a key
-# written with escapes, "no\u0074e", sends the file to the staged path).
+# The lines with a note are read again for it: a line has one only if it holds the text note, or
+# a \u escape (the only way to escape a letter: "no\u0074e"). A needle that starts with a quote
+# takes twice as long to look for (quotes are everywhere). (Referring to the note in the direct
+# statement itself made it 0.15 s slower per million lines.)
 _NOTES_SQL = f"""
 select v.event_id, v.record_id, v.note, null, __BATCH__
-from (select from_json(line, '{_STRUCT}') as v from sl_lines where is_line and contains(line, '"note"')) as x
+from (select from_json(line, '{_STRUCT}') as v from sl_lines
+      where is_line and (contains(line, 'note') or contains(line, '\\u'))) as x
 where v.note is not null
 """
 
@@ -376,10 +378,9 @@ class DirectInsert:
                 return None
             if appended != self.expected:
                 return None
-            # an event_id held already, or two lines with one event_id (or with ids of one 64-bit
-            # hash: the staged path then compares them exactly)
+            # two lines with one event_id, or an event_id held already
             new = f"select event_id from events.events where seq > {seq0}"
-            clashes = conn.execute(f"select count(*) - count(distinct hash(event_id)) from ({new})").fetchone()[0]
+            clashes = conn.execute(f"select count(*) - count(distinct event_id) from ({new})").fetchone()[0]
             if not clashes and seq0:  # (an empty store holds nothing to clash with)
                 clashes = conn.execute(
                     f"select count(*) from ({new}) where event_id in (select event_id from events.events where seq <= {seq0})"
