@@ -171,7 +171,7 @@ def session_content_sql(stream: str = "stream", event_type: str = "event_type", 
                         extra: str = "extra") -> str:
     """The hash of a session event's content, to tell a repeated event from a conflicting one.
 
-    Its stream, type and times (as instants), the payload's fields (either payload version),
+    Its stream, type and times (as instants), the payload's fields (any payload version),
     its note and the keys the contract does not define: the same event written with other
     spacing, key order or UTC offset is the same event; any field, note or key changed is not.
     """
