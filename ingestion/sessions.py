@@ -12,6 +12,7 @@ file that is not UTF-8 is decoded first, as ``readers.decode_text`` does).
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 import duckdb
@@ -203,6 +204,9 @@ REASONS = {
 }
 
 
+_SPLITTERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="split-lines")
+
+
 def _split_lines(data: bytes) -> pa.Table:
     """The file's lines as an Arrow table: ``line_no`` (from 1), ``line`` (without its line break), ``is_line``,
     and ``idx``, the line's rank among the lines that are not empty (the sequence a file without
@@ -229,9 +233,13 @@ def _split_lines(data: bytes) -> pa.Table:
             data, start = decode_text(data).encode("utf-8"), 0
         del whole
     raw = np.frombuffer(data, dtype=np.uint8)
-    step = 1 << 24  # LF positions, 16 MB at a time (no file-sized temporary)
-    breaks = np.concatenate([np.zeros(0, dtype=np.int64)] + [
-        np.flatnonzero(raw[i:i + step] == 10) + i for i in range(start, len(data), step)])
+    step = 1 << 24  # LF positions, 16 MB at a time (no file-sized temporary), on both cores (numpy
+    # lets go of the GIL): 0.03 s instead of 0.07 s for 236 MB
+
+    def chunk(i: int) -> np.ndarray:
+        return np.flatnonzero(raw[i:i + step] == 10) + i
+
+    breaks = np.concatenate([np.zeros(0, dtype=np.int64), *_SPLITTERS.map(chunk, range(start, len(data), step))])
     # Elements: line 1, LF, line 2, LF, ..., and the last line if the file does not end with a break.
     tail = len(data) > (breaks[-1] + 1 if len(breaks) else start)
     offsets = np.empty(2 * len(breaks) + 1 + tail, dtype=np.int64)
