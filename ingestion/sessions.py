@@ -71,7 +71,8 @@ _NULLS = ", ".join(f"'{k}', null" for k in KNOWN_KEYS)
 
 
 def _payload_member(key: str) -> str:
-    """'"key":value' when the field is present, else null (dropped by concat_ws)."""
+    """'"key":value' when the field is present, else null (dropped by concat_ws): every value
+    below is null when its field is, and so is the concatenation (no CASE needed)."""
     column = "scheduled_raw" if key == "scheduled_for" else key  # the time as written, with its offset
     if key in ("session_number", "duration_min", "program_id", "activities"):
         value = f"{column}::varchar"  # an integer, or the activities array (JSON, checked)
@@ -81,7 +82,7 @@ def _payload_member(key: str) -> str:
         value = f"""'"' || {column} || '"'"""
     else:
         value = f"to_json({column})::varchar"  # free text (record_id, staff_id, ...): escaped
-    return f"""case when {column} is not null then '"{key}":' || {value} end"""
+    return f"""'"{key}":' || {value}"""
 
 
 # Version 3 of a session event's payload (see ingestion.catalogue): the fields of the line that
