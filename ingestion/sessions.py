@@ -361,6 +361,9 @@ where v.note is not null
 """
 
 
+_SAMPLE_LINES = 64
+
+
 class DirectInsert:
     """The fast path of a session log: its events appended in the statement that checks them.
 
@@ -375,8 +378,21 @@ class DirectInsert:
         self.lines = _split_lines(data)
         self.expected = int(self.lines.column("idx")[-1].as_py()) if len(self.lines) else 0
 
+    def _starts_with_held_events(self, conn: duckdb.DuckDBPyConnection) -> bool:
+        """Whether one of the file's first lines is an event the store holds: a log exported again
+        whole (the old events, then the new) goes straight to the staged path, which skips the
+        held events, rather than being appended here first and then rolled back."""
+        conn.register("sl_sample", self.lines.slice(0, 2 * _SAMPLE_LINES))
+        try:
+            return bool(conn.execute(
+                """select count(*) from events.events where event_id in (
+                       select try(json_extract_string(line, '$.event_id')) from sl_sample where is_line)"""
+            ).fetchone()[0])
+        finally:
+            conn.unregister("sl_sample")
+
     def __call__(self, conn: duckdb.DuckDBPyConnection, seq0: int, batch_id: str, source: str, now: datetime) -> int | None:
-        if not self.expected:
+        if not self.expected or (seq0 and self._starts_with_held_events(conn)):
             return None
         conn.register("sl_lines", self.lines)
         try:

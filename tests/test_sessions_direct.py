@@ -243,3 +243,23 @@ def test_text_written_into_a_payload_cannot_add_a_key_to_it(wh):
     assert payloads["p2"]["staff_id"] == sneaky and "record_id" not in payloads["p2"]
     assert rows(wh, "select stream from events.events where event_id = 'p2'") == [('participant/7"',)]
     assert all("note" not in p for p in payloads.values())
+
+
+def test_a_log_exported_again_whole_goes_straight_to_the_staged_path(wh, monkeypatch):
+    """A log re-exported with its old events first is not appended directly and then rolled back."""
+    statements: list[int] = []
+    real = sessions.direct_insert_sql
+    monkeypatch.setattr(sessions, "direct_insert_sql", lambda *args: statements.append(1) or real(*args))
+    first = [line(event_id=f"w{i}") for i in range(3)]
+    land(wh, "sessions", "log.jsonl", "\n".join(first) + "\n")
+    ingest_landing(wh)
+    assert statements == [1]
+    land(wh, "sessions", "log.jsonl", "\n".join([*first, line(event_id="w3"), line(event_id="w4")]) + "\n")
+    [out] = ingest_landing(wh).outcomes
+    assert (out.events_appended, out.duplicates) == (2, 3)
+    assert statements == [1]  # the first lines are held: no direct statement this time
+    # a new file of new events only is still appended directly
+    land(wh, "sessions", "next.jsonl", line(event_id="w5") + "\n")
+    ingest_landing(wh)
+    assert statements == [1, 1]
+    assert_no_partial_batch(wh)
