@@ -13,27 +13,12 @@ import json
 
 import pytest
 from conftest import land
+from test_sessions_speed_paths import line, rows
 from test_store_robustness import assert_no_partial_batch
 
 from ingestion import sessions, store
 from ingestion.ingest import ingest_landing
 from ingestion.vault import open_vault
-
-
-def line(**kw) -> str:
-    base = {"event_id": "e1", "event_type": "session_attended", "record_id": "1",
-            "occurred_at": "2025-03-10T10:00:00-04:00", "recorded_at": "2025-03-10T11:00:00-04:00",
-            "service": "case_management", "session_number": 1}
-    base.update(kw)
-    return json.dumps({k: v for k, v in base.items() if v is not None})
-
-
-def rows(settings, sql):
-    conn = open_vault(settings, read_only=True)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
 
 
 def spy_on_direct(monkeypatch, disable: bool = False) -> list[int | None]:
