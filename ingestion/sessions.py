@@ -336,7 +336,7 @@ def direct_insert_sql(seq0: int, now: datetime, batch_id: str, source: str) -> s
     """One statement that checks every line and appends its event to the store, numbered ``seq0 + idx``.
 
     Only a line that is a usable event and carries no key the contract does not define is
-    appended: any other line leaves a gap that ``direct_insert`` sees in the count. The line
+    appended: any other line leaves a gap that ``DirectInsert`` sees in the count. The line
     is not checked with json_valid first: a line that is not JSON makes the statement fail,
     which sends the whole file down the staged path as well.
     """
