@@ -116,7 +116,7 @@ def ingest_file(conn: duckdb.DuckDBPyConnection, settings: Settings, profile: St
         # that checks it; any other file comes back (None) and is staged below.
         try:
             direct = sessions.DirectInsert(data)
-        except ReadError:
+        except Exception:  # noqa: BLE001 - a file the splitter cannot cut: the staged path reports why
             direct = None
         if direct is not None:
             start_stage(conn)

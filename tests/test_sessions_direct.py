@@ -248,3 +248,14 @@ def test_a_log_exported_again_whole_goes_straight_to_the_staged_path(wh, monkeyp
     ingest_landing(wh)
     assert statements == [1, 1]
     assert_no_partial_batch(wh)
+
+
+def test_a_log_the_splitter_fails_on_is_quarantined_not_a_crash(wh, monkeypatch):
+    """An unexpected error while cutting the file into lines reaches the staged path, which quarantines it."""
+    def broken(data):
+        raise ValueError("unexpected")
+
+    monkeypatch.setattr(sessions, "_split_lines", broken)
+    land(wh, "sessions", "a.jsonl", line(event_id="b1") + "\n")
+    [out] = ingest_landing(wh).outcomes
+    assert (out.status, out.events_appended, out.reasons) == ("quarantined", 0, {"reader_error": 1})
