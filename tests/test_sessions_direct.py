@@ -91,6 +91,9 @@ def test_a_clean_log_goes_direct_and_gives_exactly_what_the_staged_path_gives(wh
 @pytest.mark.parametrize("extra_line, reason", [
     ('{"event_id": "x", "event_type": "session_attended"', "not_json"),  # the direct statement fails
     ("[1, 2]", "not_json"),
+    ('"a JSON string"', "not_json"),  # JSON, not an object: parsed by the direct statement, not appended
+    ("null", "not_json"),
+    (line(event_id="x", staff_id="a" * 100_001), "line_too_long"),  # valid JSON, parsed there all the same
     (line(event_id="x", mode="telepathy"), "bad_mode"),
     (line(event_id="x", occurred_at="2025-03-10T10:00:00"), "bad_timestamp"),
     (line(event_id="x", activities=["linkage", "juggling"]), "bad_activities"),
