@@ -12,7 +12,7 @@ file that is not UTF-8 is decoded first, as ``readers.decode_text`` does).
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from datetime import datetime
 
 import duckdb
@@ -423,10 +423,17 @@ class DirectInsert:
                 return None
             notes = _NOTE_READER.submit(_read_notes, conn.cursor(), self.lines)
             try:
-                if not self._checks_pass(conn, seq0):
-                    return None
+                usable = self._checks_pass(conn, seq0)
+            except duckdb.Error:
+                usable = False
             finally:
+                wait([notes])  # the other connection has finished before this one goes on
+            if not usable:
+                return None
+            try:
                 note_rows = notes.result()
+            except duckdb.Error:  # (every line was parsed above) the staged path decides, as for any error here
+                return None
             conn.register("sl_notes", note_rows)
             try:
                 conn.execute(f"insert into identified.session_notes select event_id, record_id, note, null, {lit(batch_id)} from sl_notes")

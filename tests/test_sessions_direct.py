@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import duckdb
 import pytest
 from conftest import land
 from test_sessions_speed_paths import line, rows
@@ -262,3 +263,28 @@ def test_a_log_the_splitter_fails_on_is_quarantined_not_a_crash(wh, monkeypatch)
     land(wh, "sessions", "a.jsonl", line(event_id="b1") + "\n")
     [out] = ingest_landing(wh).outcomes
     assert (out.status, out.events_appended, out.reasons) == ("quarantined", 0, {"reader_error": 1})
+
+
+@pytest.mark.parametrize("failing", ["_read_notes", "_checks_pass"])
+def test_an_error_after_the_direct_append_hands_the_file_to_the_staged_path(wh, tmp_path, monkeypatch, failing):
+    """The notes are read on a second connection while the ids are checked: an error in either is
+    not a crash and leaves nothing behind; the staged path then appends the file, notes included."""
+    def fail(*args):
+        raise duckdb.IOException("disk trouble")
+
+    if failing == "_read_notes":
+        monkeypatch.setattr(sessions, "_read_notes", fail)
+    else:
+        monkeypatch.setattr(sessions.DirectInsert, "_checks_pass", fail)
+    land(wh, "sessions", "log.jsonl", "\n".join(A_LOG) + "\n")
+    seen = spy_on_direct(monkeypatch)
+    [out] = ingest_landing(wh).outcomes
+    assert seen == [None]
+    assert (out.events_appended, out.rows_quarantined) == (8, 0)
+    got = snapshot(wh)
+    staged_wh = dataclasses.replace(wh, warehouse_dir=tmp_path / "staged-warehouse")
+    spy_on_direct(monkeypatch, disable=True)
+    ingest_landing(staged_wh)
+    assert got == snapshot(staged_wh)
+    assert [n[0] for n in got["notes"]] == ["s2", "s6", "s8"]
+    assert_no_partial_batch(wh)
