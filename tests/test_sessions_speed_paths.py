@@ -9,14 +9,19 @@ editor; sequence numbers follow the file's order.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import mmap
+import os
 
 import pyarrow as pa
+import pytest
 from conftest import land
 
-from ingestion import sessions
+from ingestion import ingest, sessions
 from ingestion.ingest import ingest_landing
+from ingestion.readers import ReadError
 from ingestion.vault import open_vault
 
 
@@ -60,6 +65,26 @@ def test_lines_are_cut_at_every_kind_of_line_break_and_numbered_as_an_editor_sho
     assert split(b"\n\n") == [(1, ""), (2, "")]
     assert split(b"") == [] and split(b"\xef\xbb\xbf") == []
     assert split("caf\u00e9\n\u201cx\u201d\n".encode("cp1252")) == [(1, "caf\u00e9"), (2, "\u201cx\u201d")]
+
+
+def memory(data: bytes) -> mmap.mmap:
+    """The bytes in anonymous memory, as ``ingest.read_log`` hands a large log to the reader."""
+    buf = mmap.mmap(-1, len(data), flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    buf[:] = data
+    return buf
+
+
+def test_the_splitter_cuts_a_log_read_into_memory_as_it_cuts_bytes():
+    for data in [b"a\nb", b"\xef\xbb\xbfa\r\nb\r\n\r\nc", b"a\rb\r", b"\n\n", b"\xef\xbb\xbf",
+                 "caf\u00e9\n\u201cx\u201d\n".encode("cp1252"), "caf\u00e9\n".encode(),
+                 (line(note="\u00e9t\u00e9") + "\n").encode()]:
+        assert split(memory(data)) == split(data), data
+    with pytest.raises(ReadError):
+        sessions._split_lines(memory(b"a\x00b\n"))
+    # valid UTF-8 in memory is not copied either: the lines are views into it
+    buf = memory(("\n".join(line(event_id=f"e{i}", note="d\u00e9j\u00e0") for i in range(10)) + "\n").encode())
+    values = sessions._split_lines(buf).column("line").chunk(0).buffers()[2]
+    assert values.address == pa.py_buffer(buf).address
 
 
 def test_utf8_lines_are_views_into_the_landed_bytes_not_copies():
@@ -343,3 +368,54 @@ def test_a_batch_staged_out_of_order_is_ranked_and_its_repeated_event_left_out(w
         conn.close()
     assert (out.events_appended, out.duplicates) == (2, 2)
     assert got == [(1, "held"), (2, "b"), (3, "c")]  # file order (ord), the held and the repeated left out
+
+
+# --- reading a large log ----------------------------------------------------------------------------
+
+def test_a_large_log_is_read_whole_into_memory_on_two_threads(tmp_path, monkeypatch):
+    path = tmp_path / "log.jsonl"
+    body = ("\n".join(line(event_id=f"e{i}") for i in range(500)) + "\n").encode()
+    path.write_bytes(body)
+    assert ingest.read_log(path) == body  # below the size worth two threads: plain bytes
+    monkeypatch.setattr(ingest, "_PIECE", 1000)  # pieces of 1,000 bytes: the file is "large"
+    data = ingest.read_log(path)
+    assert isinstance(data, mmap.mmap) and bytes(data) == body
+    assert hashlib.sha256(data).hexdigest() == hashlib.sha256(body).hexdigest()
+    (tmp_path / "empty.jsonl").write_bytes(b"")
+    assert ingest.read_log(tmp_path / "empty.jsonl") == b""
+
+
+def test_a_log_that_changes_size_while_it_is_read_is_read_again_whole(tmp_path, monkeypatch):
+    """The size seen when the file is opened is wrong once it grows or shrinks: what is returned is the
+    file as one read finds it, never a buffer with a hole or a missing tail."""
+    path = tmp_path / "log.jsonl"
+    body = ("\n".join(line(event_id=f"e{i}") for i in range(500)) + "\n").encode()
+    path.write_bytes(body)
+    monkeypatch.setattr(ingest, "_PIECE", 1000)
+    real_fstat = ingest.os.fstat
+    for wrong in (len(body) - 5000, len(body) + 5000):  # grew since, shrank since
+        monkeypatch.setattr(ingest.os, "fstat", lambda fd, size=wrong: os.stat_result(
+            tuple(real_fstat(fd))[:6] + (size,) + tuple(real_fstat(fd))[7:]))
+        data = ingest.read_log(path)
+        assert bytes(data) == body, wrong
+
+
+def test_a_log_read_into_memory_is_ingested_as_one_read_as_bytes(wh, tmp_path, monkeypatch):
+    text = ("\ufeff" + "\r\n".join([line(event_id="m1", note="caf\u00e9"), "", line(event_id="m2"), "{broken",
+                                    line(event_id="m3", staff_id="CM01")]) + "\r\n").encode()
+    land(wh, "sessions", "log.jsonl", text)
+    plain = ingest_landing(wh).outcomes[0]
+    other = dataclasses.replace(wh, warehouse_dir=tmp_path / "memory-warehouse")
+    monkeypatch.setattr(ingest, "_PIECE", 64)
+    read = []
+    real = ingest.read_log
+    monkeypatch.setattr(ingest, "read_log", lambda p: read.append(type(real(p))) or real(p))
+    in_memory = ingest_landing(other).outcomes[0]
+    assert read == [mmap.mmap]
+    assert (in_memory.events_appended, in_memory.reasons) == (plain.events_appended, plain.reasons) == (3, {"not_json": 1})
+    for sql in ("select seq, event_id, payload::varchar from events.events order by seq",
+                "select location, reason_code from events.quarantine order by 1",
+                "select event_id, note from identified.session_notes order by 1",
+                "select sha256, size_bytes, rows_read from events.batches"):
+        assert rows(wh, sql) == rows(other, sql), sql
+    assert rows(wh, "select sha256 from events.batches") == [(hashlib.sha256(text).hexdigest(),)]
