@@ -277,7 +277,7 @@ def _split_lines(data: bytes | mmap.mmap) -> pa.Table:
     return pa.Table.from_batches(table.to_batches(max_chunksize=1 << 15), table.schema)
 
 
-def stage_session_log(conn: duckdb.DuckDBPyConnection, data: bytes, ingest_time: datetime) -> tuple[str, int, str]:
+def stage_session_log(conn: duckdb.DuckDBPyConnection, data: bytes | mmap.mmap, ingest_time: datetime) -> tuple[str, int, str]:
     lines = _split_lines(data)
     conn.register("sl_lines", lines)
     try:
@@ -396,7 +396,7 @@ class DirectInsert:
     a participant who withdrew all data. The caller then rolls the transaction back.
     """
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes | mmap.mmap) -> None:
         self.lines = _split_lines(data)
         self.expected = int(self.lines.column("idx")[-1].as_py()) if len(self.lines) else 0
 
