@@ -98,8 +98,8 @@ def read_log(path: Path) -> bytes | mmap.mmap:
     (236 MB: 0.10 s on one thread); two threads reading a half each take 0.055 s.
     The memory is private and anonymous (a copy of the file: what was read stays
     as it was read, whatever happens to the file; its SHA-256 is taken from it).
-    Read to the end of the file, as ``Path.read_bytes`` does, whatever its size
-    was when opened; a file that shrank meanwhile is what could be read of it.
+    A file whose size changes while it is read (still being written, or replaced)
+    is read again, whole, by ``Path.read_bytes``.
     """
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -120,7 +120,7 @@ def read_log(path: Path) -> bytes | mmap.mmap:
             half = size // 2
             first, second = _READERS.submit(read, 0, half), _READERS.submit(read, half, size)
             got_first, got_second = first.result(), second.result()
-        more = os.pread(fd, 1 << 20, size)
+        more = os.pread(fd, 1, size)  # a byte past the size seen: the file grew
         if got_first == half and got_second == size - half and not more:
             return buf
     finally:
