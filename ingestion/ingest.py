@@ -63,7 +63,7 @@ def _landing_files(settings: Settings) -> list[tuple[str, str, Path]]:
         if not folder.is_dir():
             continue
         files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
-        dicts = [p for p in files if p.name.lower() == "data_dictionary.csv"]
+        dicts = sorted((p for p in files if redcap.is_dictionary_name(p.name)), key=lambda p: redcap.dictionary_order(p.name))
         snaps = [p for p in files if p not in dicts]
         snaps.sort(key=lambda p: (redcap.snapshot_export_time(p.name, settings.site_tz) or datetime.max.replace(tzinfo=UTC), p.name))
         out += [(source, "dictionary", p) for p in dicts]

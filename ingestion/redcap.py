@@ -22,6 +22,9 @@ from ingestion.readers import ReadError, read_csv_strings
 from ingestion.vault import sql_ident, sql_str
 
 SNAPSHOT_NAME = re.compile(r"^(?P<project>.+)_DATA_(?P<date>\d{4}-\d{2}-\d{2})_(?P<hhmm>\d{4})\.csv$", re.IGNORECASE)
+# A data dictionary: ours, or REDCap's own download name <PROJECT>_DataDictionary_<YYYY-MM-DD>.csv.
+DICTIONARY_NAME = re.compile(r"^(data_dictionary|(?P<project>.+)_DataDictionary_(?P<date>\d{4}-\d{2}-\d{2}))\.csv$",
+                             re.IGNORECASE)
 SUSPECT_REMOVAL_SHARE = 0.05
 
 # REDCap's standard data-dictionary headers, matched loosely (case, spacing).
@@ -54,6 +57,16 @@ def snapshot_export_time(name: str, tz: str) -> datetime | None:
     except ValueError:
         return None
     return local.replace(tzinfo=ZoneInfo(tz))
+
+
+def is_dictionary_name(name: str) -> bool:
+    return DICTIONARY_NAME.match(name) is not None
+
+
+def dictionary_order(name: str) -> tuple[str, str]:
+    """The order dictionaries are applied in: `data_dictionary.csv` first, then REDCap's by date."""
+    m = DICTIONARY_NAME.match(name)
+    return ((m["date"] or "") if m else "", name)
 
 
 def parse_dictionary(data: bytes) -> pl.DataFrame:

@@ -123,8 +123,12 @@ def _resolve_secret(warehouse_dir: Path, create: bool) -> tuple[str, str]:
     return secret, str(key_file)
 
 
-def load_settings(create_key: bool = True) -> Settings:
-    """Read every ``ALLIANCE_*`` setting, with the contract's defaults."""
+def load_settings(create_key: bool = True, require_secret: bool = True) -> Settings:
+    """Read every ``ALLIANCE_*`` setting, with the contract's defaults.
+
+    ``require_secret=False`` (checks that write nothing): without a secret or key file the
+    settings carry none (``secret_source`` empty) instead of raising or creating a key file.
+    """
     landing = _path_env("ALLIANCE_LANDING_DIR", PROJECT_ROOT / "landing")
     warehouse = _path_env("ALLIANCE_WAREHOUSE_DIR", PROJECT_ROOT / "warehouse")
     tz = os.environ.get("ALLIANCE_SITE_TZ", "").strip() or "America/New_York"
@@ -137,7 +141,12 @@ def load_settings(create_key: bool = True) -> Settings:
         raise ConfigError(f"ALLIANCE_STUDY_PROFILE does not name a file: {profile}")
     min_cell = _int_env("ALLIANCE_MIN_CELL", 10, 1)
     k_anon = _int_env("ALLIANCE_K_ANON", 5, 2)
-    secret, source = _resolve_secret(warehouse, create_key)
+    try:
+        secret, source = _resolve_secret(warehouse, create_key and require_secret)
+    except ConfigError:
+        if require_secret:
+            raise
+        secret, source = "", ""
     return Settings(
         landing_dir=landing,
         warehouse_dir=warehouse,

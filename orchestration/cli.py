@@ -18,6 +18,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ingestion.profile import ProfileError
 from ingestion.settings import ConfigError, load_settings
 
 EXAMPLE_QUERY = (
@@ -33,6 +34,10 @@ def _print(msg: str = "") -> None:
 # --------------------------------------------------------------------------- run
 def run_pipeline(quiet: bool = False, full_refresh: bool = False) -> int:
     """Execute the nightly asset graph in-process; returns the exit status."""
+    from ingestion.profile_check import checked_profile
+
+    # The profile is held against the dictionary first: a misfit writes nothing (no key, no vault).
+    checked_profile(load_settings(require_secret=False))
     settings = load_settings()
     if full_refresh:
         from ingestion.vault import writer_lock
@@ -40,9 +45,6 @@ def run_pipeline(quiet: bool = False, full_refresh: bool = False) -> int:
 
         with writer_lock(settings):
             discard_build(settings)  # every model is rebuilt from the event store
-    from ingestion.profile import load_profile
-
-    load_profile(settings.study_profile)  # configuration errors surface here, before any work
     from orchestration.steps.dbt_setup import ensure_manifest
 
     ensure_manifest()
@@ -333,6 +335,17 @@ def cmd_lock(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check_profile(args: argparse.Namespace) -> int:
+    from ingestion.profile_check import checked_profile
+
+    settings = load_settings(require_secret=False)
+    profile = checked_profile(settings, require_dictionary=True)
+    arms = ", ".join(profile.arms.values()) if profile.randomized else "none (not randomized)"
+    _print(f"{settings.study_profile}: fits the intake data dictionary "
+           f"({len(profile.fields)} concept(s) mapped; arms: {arms})")
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     return run_pipeline(full_refresh=args.full_refresh)
 
@@ -355,6 +368,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--out", required=True)
     g.set_defaults(func=cmd_generate)
     sub.add_parser("status", help="what has been ingested, quarantined and published").set_defaults(func=cmd_status)
+    sub.add_parser("check-profile", help="check the study profile against the landed data dictionary; "
+                   "writes nothing").set_defaults(func=cmd_check_profile)
     sub.add_parser("docs", help="generate the dbt documentation site (offline)").set_defaults(func=cmd_docs)
     ex = sub.add_parser("extract", help="funder extracts as of a moment (or replay one from its manifest)")
     ex.add_argument("--as-of")
@@ -381,6 +396,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
+    except ProfileError as exc:
+        print(f"alliance-wh: the study profile does not fit ({len(exc.problems)} problem(s)); "
+              "nothing was written:", file=sys.stderr)
+        for line in exc.problems:
+            print(f"  {line}", file=sys.stderr)
+        return 2
     except ConfigError as exc:
         print(f"alliance-wh: {exc}", file=sys.stderr)
         return 2

@@ -91,11 +91,23 @@ def build_env_applied(settings: Settings) -> Iterator[dict[str, str]]:
 
 
 def dbt_vars(settings: Settings, profile: StudyProfile, max_seq: int | None, as_of: str | None = None) -> dict[str, Any]:
+    """The build's variables: its cut, the site's time zone, and the profile with its codes resolved
+    against the latest intake dictionary the vault holds (dictionaries are not cut)."""
+    resolved = None
+    if settings.vault_path.exists():
+        from ingestion.profile_check import resolved_codes
+        from ingestion.vault import open_vault
+
+        conn = open_vault(settings, read_only=True)
+        try:
+            resolved = resolved_codes(conn, profile)
+        finally:
+            conn.close()
     return {
         "as_of": as_of,
         "max_seq": max_seq,
         "site_tz": settings.site_tz,
-        "profile": profile.dbt_vars(),
+        "profile": profile.dbt_vars(resolved),
     }
 
 

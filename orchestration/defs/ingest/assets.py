@@ -4,6 +4,7 @@
 import dagster as dg
 
 from ingestion.ingest import ingest_landing
+from ingestion.profile_check import checked_profile
 from orchestration.defs.resources import WRITER_POOL, WarehouseResource, progress
 
 EVENT_STORE_TABLES = {
@@ -23,6 +24,7 @@ EVENT_STORE_TABLES = {
 )
 def event_store(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     settings = warehouse.settings()
+    checked_profile(settings)  # a profile that does not fit the dictionary stops the run before any write
     report = ingest_landing(settings)
     files = len(report.outcomes)
     progress(f"ingest: {files} new file(s), {report.events_appended} event(s) appended, "
