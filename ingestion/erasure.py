@@ -81,7 +81,7 @@ def erase_withdrawn(settings: Settings) -> ErasureReport:
             f"""
             select p.record_id, p.is_consented, p.is_randomized, p.rand_arm, p.consent_date, p.rand_date,
                    p.withdrawal_date, p.is_lost_to_followup, p.decline_reason,
-                   coalesce(a.sessions_attended, 0) as sessions_attended
+                   coalesce(a.received_intervention, false) as received_intervention
             from build.main.int_participants_projected p
             left join build.main.int_attendance a using (record_id)
             where p.is_erased and participant_key(p.record_id) not in ({erased_keys_sql()})
@@ -153,8 +153,7 @@ def erase_withdrawn(settings: Settings) -> ErasureReport:
                 "consent_date": r["consent_date"].isoformat() if r["consent_date"] else None,
                 "rand_date": r["rand_date"].isoformat() if r["rand_date"] else None,
                 "withdrawal_date": r["withdrawal_date"].isoformat() if r["withdrawal_date"] else None,
-                "received_intervention": bool(r["is_randomized"]) and (
-                    r["rand_arm"] == "Standard" or r["sessions_attended"] >= 1),
+                "received_intervention": bool(r["is_randomized"]) and bool(r["received_intervention"]),
                 "lost_to_followup": bool(r["is_lost_to_followup"]),
                 "first_recorded_at": r["first_recorded_at"].isoformat() if r["first_recorded_at"] else None,
                 "landing_files": r["files"] or [],

@@ -18,14 +18,44 @@
     {{- return(var('profile')['fields'].get(concept)) -}}
 {%- endmacro %}
 
-{# The raw value of a concept's field in a long (record_id, field, value) relation. #}
+{# A SQL string literal. #}
+{% macro sql_text(value) -%}
+    '{{ (value | string).replace("'", "''") }}'
+{%- endmacro %}
+
+{# The raw value of a concept's field in a long (record_id, field, value) relation; a concept the
+   profile fixes in `constants` is that value for every record. #}
 {% macro concept_value(concept) -%}
     {%- set f = concept_field(concept) -%}
+    {%- set constants = var('profile').get('constants') or {} -%}
     {%- if f -%}
         max(value) filter (where field = '{{ f }}')
+    {%- elif concept in constants -%}
+        {{ sql_text(constants[concept]) }}
     {%- else -%}
         cast(null as varchar)
     {%- endif -%}
+{%- endmacro %}
+
+{# The label of a code of a concept: the profile's mapping (the contract's label for sex, ethnicity and
+   race), else the dictionary's own label (int_concept_codes). study=true gives the dictionary's label. #}
+{% macro concept_label(concept, code_expr, study=false) -%}
+    (select c.{{ 'study_label' if study else 'label' }} from {{ ref('int_concept_codes') }} as c
+     where c.concept = '{{ concept }}' and c.code = {{ code_expr }})
+{%- endmacro %}
+
+{# The arms of the study in the profile's order: a VALUES body of (arm_order, arm); none when not randomized. #}
+{% macro arm_rows() -%}
+    {%- set labels = [] -%}
+    {%- for code, label in var('profile')['arms'].items() -%}
+        {%- if label not in labels %}{% do labels.append(label) %}{% endif -%}
+    {%- endfor -%}
+    {%- for label in labels %}({{ loop.index }}, {{ sql_text(label) }}){% if not loop.last %}, {% endif %}{% endfor -%}
+{%- endmacro %}
+
+{# Whether the study is randomized (the profile has arms). #}
+{% macro randomized_study() -%}
+    {{- return(var('profile')['arms'] | length > 0) -}}
 {%- endmacro %}
 
 {# The codes ticked in a checkbox concept (list of varchar). #}

@@ -40,3 +40,15 @@ having count(*) > 1
         {%- do return(relation) -%}
     {%- endif -%}
 {%- endmacro %}
+
+{# The arm labels of the study profile (plus `extra`, e.g. All, Overall): rows with another value fail. #}
+{% test accepted_arm(model, column_name, extra=[]) %}
+{%- set labels = (var('profile')['arms'].values() | list) + extra %}
+select {{ column_name }} as value
+from {{ model }}
+where
+    {{ column_name }} is not null
+    {%- if labels %}
+    and {{ column_name }} not in ({% for v in labels %}'{{ v | replace("'", "''") }}'{% if not loop.last %}, {% endif %}{% endfor %})
+    {%- endif %}
+{% endtest %}

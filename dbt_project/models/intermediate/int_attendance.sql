@@ -1,35 +1,48 @@
--- Per randomized participant (scope-2 withdrawals included, for CONSORT): the
--- case-management sessions of the arm's own service attended 0-60 days after
--- randomization, each session_number once (always 0 for Standard).
-{%- set services = {'SBCM': 'case_management', 'MI': 'motivational_interviewing'} %}
-with randomized as (
-    select record_id, rand_arm as arm, rand_date
+-- Per analysed participant (scope-2 withdrawals included, for CONSORT): the
+-- sessions of the arm's own intervention service (the study profile's `arms`)
+-- attended 0-60 days after day 0, each session_number once. An arm whose
+-- intervention is given by allocation (no service, e.g. Standard referral) has
+-- none and always received it; in a study without arms every service counts.
+{%- set services = var('profile').get('arm_services') or {} %}
+with analysed as (
+    select record_id, analysis_arm as arm, day_zero
     from {{ ref('int_participants_projected') }}
-    where is_consented and is_randomized
+    where is_analysed
 ),
 
 own_sessions as (
     select
         e.record_id,
         e.session_number,
-        e.occurred_on - r.rand_date as days_since_randomization
+        e.occurred_on - r.day_zero as days_since_day_zero
     from {{ ref('int_session_events_valid') }} as e
-    inner join randomized as r on e.record_id = r.record_id
+    inner join analysed as r on e.record_id = r.record_id
     where
         e.event_type = 'session_attended'
-        and e.occurred_on - r.rand_date between 0 and 60
+        and e.occurred_on - r.day_zero between 0 and 60
+        {%- if randomized_study() %}
         and (
-            {%- for arm, service in services.items() %}
-            (r.arm = '{{ arm }}' and e.service = '{{ service }}'){% if not loop.last %} or{% endif %}
+            false
+            {%- for arm, service in services.items() if service %}
+            or (r.arm = {{ sql_text(arm) }} and e.service = {{ sql_text(service) }})
             {%- endfor %}
         )
+        {%- endif %}
 )
 
 select
     r.record_id,
     r.arm,
     count(distinct s.session_number) as sessions_attended,
-    min(s.days_since_randomization) as days_to_first_session
-from randomized as r
+    min(s.days_since_day_zero) as days_to_first_session,
+    {%- set by_allocation = [] %}
+    {%- for arm, service in services.items() if not service %}{% do by_allocation.append(arm) %}{% endfor %}
+    {%- if by_allocation %}
+    r.arm in ({% for arm in by_allocation %}{{ sql_text(arm) }}{% if not loop.last %}, {% endif %}{% endfor %})
+    or count(distinct s.session_number) >= 1 as received_intervention
+    {%- else %}
+    count(distinct s.session_number) >= 1 as received_intervention
+    {%- endif %}
+from analysed as r
 left join own_sessions as s on r.record_id = s.record_id
 group by r.record_id, r.arm

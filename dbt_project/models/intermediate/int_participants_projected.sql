@@ -1,6 +1,10 @@
 -- One row per intake record present now, with the study concepts named by the
--- study profile, coded values turned into dictionary labels.
+-- study profile: coded values turned into labels (sex, ethnicity and race into the
+-- contract's, with the study's own beside them as `<concept>_label`), age derived
+-- when the profile says so, and the analysis frame: the arm, day 0 and who is analysed
+-- (the randomized; every consented participant, arm `All`, in a study without arms).
 {%- set p = var('profile') %}
+{%- set derive = p.get('derive_age') %}
 with folded as (
     select * from {{ ref('int_intake_values_folded') }}
 ),
@@ -44,14 +48,24 @@ raw as (
 ),
 
 race_labelled as (
+    -- the ticked boxes of a checkbox race: the contract labels they map to (Unknown counts only
+    -- when nothing else is ticked) and the study's own labels, in dictionary order
     select
         r.record_id,
-        list(l.label order by l.level_order) filter (where not starts_with(lower(l.label), 'unknown')) as known_races,
-        count(l.label) as races_ticked
+        list(distinct c.label) filter (where c.label <> 'Unknown or not reported') as known_races,
+        list(c.study_label order by c.level_order) filter (where c.study_label is not null) as study_races
     from raw as r
-    left join {{ ref('int_choice_labels') }} as l
-        on l.field_name = '{{ concept_field("race") }}' and list_contains(r.race_codes, l.code)
+    left join {{ ref('int_concept_codes') }} as c
+        on c.concept = 'race' and list_contains(r.race_codes, c.code)
     group by r.record_id
+),
+
+first_seen as (
+    -- the export moment of the first snapshot that held each record
+    select record_id, min(exported_at) as first_seen_at
+    from {{ ref('stg_intake__events') }}
+    where event_type = 'intake_recorded'
+    group by record_id
 ),
 
 cooccurring_labelled as (
@@ -69,58 +83,101 @@ typed as (
         r.record_id,
         r.site,
         try_cast(r.assessment_date_raw as date) as assessment_date,
+        {%- if derive %}
+        -- whole years at the assessment date (else at the first export holding the record)
+        date_sub(
+            'year', b.born_on,
+            {% if derive['at'] == 'assessment_date' %}coalesce(try_cast(r.assessment_date_raw as date), {% endif -%}
+            {{ local_date('fs.first_seen_at') }}{% if derive['at'] == 'assessment_date' %}){% endif %}
+        ) as age,
+        {%- else %}
         try_cast(r.age_raw as integer) as age,
-        {{ label_of('sex', 'r.sex_code') }} as sex,
-        {{ label_of('ethnicity', 'r.ethnicity_code') }} as ethnicity,
+        {%- endif %}
+        {{ concept_label('sex', 'r.sex_code') }} as sex,
+        {{ concept_label('sex', 'r.sex_code', study=true) }} as sex_label,
+        {{ concept_label('ethnicity', 'r.ethnicity_code') }} as ethnicity,
+        {{ concept_label('ethnicity', 'r.ethnicity_code', study=true) }} as ethnicity_label,
         case
             when r.race_codes is null and r.race_single_code is not null
-                then {{ label_of('race', 'r.race_single_code') }}
+                then {{ concept_label('race', 'r.race_single_code') }}
             when len(coalesce(rl.known_races, [])) = 1 then rl.known_races[1]
             when len(coalesce(rl.known_races, [])) > 1 then 'More than one race'
             else 'Unknown or not reported'
         end as race,
-        {{ label_of('education', 'r.education_code') }} as education,
-        {{ label_of('marital_status', 'r.marital_status_code') }} as marital_status,
-        {{ label_of('homeless', 'r.homeless_code') }} as homeless,
-        {{ label_of('employed', 'r.employed_code') }} as employed,
+        case
+            when r.race_codes is null then {{ concept_label('race', 'r.race_single_code', study=true) }}
+            else nullif(array_to_string(rl.study_races, '; '), '')
+        end as race_label,
+        {{ concept_label('education', 'r.education_code') }} as education,
+        {{ concept_label('marital_status', 'r.marital_status_code') }} as marital_status,
+        {{ concept_label('homeless', 'r.homeless_code') }} as homeless,
+        {{ concept_label('employed', 'r.employed_code') }} as employed,
         r.drug_of_choice_code,
-        {{ label_of('drug_of_choice', 'r.drug_of_choice_code') }} as drug_of_choice,
+        {{ concept_label('drug_of_choice', 'r.drug_of_choice_code') }} as drug_of_choice,
         case
             when r.drug_of_choice_code is null then null
             else coalesce({{ map_codes('r.drug_of_choice_code', p['drug_classes']) }}, 'Other')
         end as drug_class,
-        {{ label_of('sud_diagnosis', 'r.sud_diagnosis_code') }} as sud_diagnosis,
+        {{ concept_label('sud_diagnosis', 'r.sud_diagnosis_code') }} as sud_diagnosis,
         r.psychotic_disorder_code = '{{ p["yes_code"] }}' as has_psychotic_disorder,
         r.alcohol_only_code = '{{ p["yes_code"] }}' as is_alcohol_only,
         coalesce(cl.cooccurring, []) as cooccurring,
         try_cast(r.prior_tx_episodes_raw as integer) as prior_tx_episodes,
         try_cast(r.last_tx_date_raw as date) as last_tx_date,
-        {{ label_of('court_referred', 'r.court_referred_code') }} as court_referred,
-        {{ label_of('asam_level', 'r.asam_level_code') }} as asam_level,
+        {{ concept_label('court_referred', 'r.court_referred_code') }} as court_referred,
+        {{ concept_label('asam_level', 'r.asam_level_code') }} as asam_level,
         try_cast(r.referral_program_code as integer) as referral_program,
+        {%- if p['all_consented'] %}
+        -- every record is consented: on its consent date if recorded, else its assessment date,
+        -- else the day of the first export that held it
+        coalesce(
+            try_cast(r.consent_date_raw as date), try_cast(r.assessment_date_raw as date),
+            {{ local_date('fs.first_seen_at') }}
+        ) as consent_date,
+        {%- else %}
         try_cast(r.consent_date_raw as date) as consent_date,
+        {%- endif %}
         r.consent_audio_code = '{{ p["yes_code"] }}' as consent_audio,
         r.consent_share_code = '{{ p["yes_code"] }}' as consent_share,
-        {{ label_of('decline_reason', 'r.decline_reason_code') }} as decline_reason,
+        {{ concept_label('decline_reason', 'r.decline_reason_code') }} as decline_reason,
         {{ map_codes('r.rand_arm_code', p['arms']) }} as rand_arm,
         try_cast(r.rand_date_raw as date) as rand_date,
         coalesce(r.withdrawn_code = '{{ p["yes_code"] }}', false) as is_withdrawn,
-        {{ label_of('withdrawn', 'r.withdrawn_code') }} as withdrawn,
+        {{ concept_label('withdrawn', 'r.withdrawn_code') }} as withdrawn,
         try_cast(r.withdrawal_date_raw as date) as withdrawal_date,
         {{ map_codes('r.withdrawal_scope_code', p['withdrawal_scopes'], quote=false) }} as withdrawal_scope_number,
-        {{ label_of('withdrawal_scope', 'r.withdrawal_scope_code') }} as withdrawal_scope,
+        {{ concept_label('withdrawal_scope', 'r.withdrawal_scope_code') }} as withdrawal_scope,
         coalesce(r.lost_to_followup_code = '{{ p["yes_code"] }}', false) as is_lost_to_followup
     from raw as r
     left join race_labelled as rl on r.record_id = rl.record_id
     left join cooccurring_labelled as cl on r.record_id = cl.record_id
+    left join first_seen as fs on r.record_id = fs.record_id
+    left join {{ ref('stg_intake__birth_dates') }} as b on r.record_id = b.record_id
+),
+
+framed as (
+    select
+        *,
+        {% if p['all_consented'] %}true{% else %}consent_date is not null{% endif %} as is_consented,
+        rand_arm is not null and rand_date is not null as is_randomized,
+        is_withdrawn and withdrawal_scope_number = 2 as is_erased,
+        case when is_withdrawn and withdrawal_scope_number = 1 then withdrawal_date end as censor_date
+    from typed
 )
 
 select
     *,
-    {% if p['all_consented'] %}true{% else %}consent_date is not null{% endif %} as is_consented,
-    rand_arm is not null and rand_date is not null as is_randomized,
-    is_withdrawn and withdrawal_scope_number = 2 as is_erased,
-    case when is_withdrawn and withdrawal_scope_number = 1 then withdrawal_date end as censor_date
-from typed
+    {%- if randomized_study() %}
+    -- the analysis frame of a randomized study: the randomized, by arm, from randomization
+    is_consented and is_randomized as is_analysed,
+    case when is_randomized then rand_arm end as analysis_arm,
+    case when is_randomized then rand_date end as day_zero
+    {%- else %}
+    -- a study without arms: every consented participant, arm `All`, from consent
+    is_consented as is_analysed,
+    'All' as analysis_arm,
+    consent_date as day_zero
+    {%- endif %}
+from framed
 -- a participant erased after withdrawing all data never comes back, whatever a later delivery holds
 where participant_key(record_id) not in (select e.participant_key from {{ ref('stg_erasures__participants') }} as e)

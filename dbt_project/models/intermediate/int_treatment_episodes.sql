@@ -1,10 +1,11 @@
--- Per randomized participant admitted to treatment on or after randomization:
+-- Per randomized participant (enrolled, arm `All`, in a study without arms)
+-- admitted to treatment on or after day 0 (randomization, else consent):
 -- the first such admission, the first discharge on or after it, and the
 -- censoring date (the data cut, or a scope-1 withdrawal date if earlier).
 with randomized as (
-    select record_id, rand_arm as arm, rand_date, censor_date
+    select record_id, analysis_arm as arm, day_zero as rand_date, censor_date
     from {{ ref('int_participants_projected') }}
-    where is_consented and not is_erased and is_randomized
+    where is_analysed and not is_erased
 ),
 
 admissions as (

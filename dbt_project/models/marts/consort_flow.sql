@@ -1,8 +1,10 @@
 -- The CONSORT flow (CONTRACT 3.1): assessed, excluded (by reason), randomized,
--- then per arm allocated, received the intervention, lost to follow-up,
--- withdrew (both scopes) and analysed (allocated minus scope-2 withdrawals).
+-- then per arm (the study profile's arms, in its order) allocated, received the
+-- intervention, lost to follow-up, withdrew (both scopes) and analysed (allocated
+-- minus scope-2 withdrawals). A study without arms stops at `enrolled`.
 -- Participants who withdrew all data are counted here, and only here.
 {%- set decline = concept_field('decline_reason') %}
+{%- set randomized = randomized_study() %}
 with projected as (
     -- every intake record held now; a record erased since (and not yet purged) is counted from its erasure
     select
@@ -14,7 +16,7 @@ with projected as (
         p.is_lost_to_followup,
         p.is_withdrawn,
         p.is_erased,
-        p.rand_arm = 'Standard' or a.sessions_attended >= 1 as received_intervention
+        coalesce(a.received_intervention, false) as received_intervention
     from {{ ref('int_participants_projected') }} as p
     left join {{ ref('int_attendance') }} as a on p.record_id = a.record_id
 ),
@@ -41,7 +43,12 @@ people as (
 ),
 
 arms as (
-    select a.arm_order, a.arm from (values (1, 'SBCM'), (2, 'MI'), (3, 'Standard')) as a (arm_order, arm)
+    {%- if randomized %}
+    select a.arm_order, a.arm from (values {{ arm_rows() }}) as a (arm_order, arm)
+    {%- else %}
+    select 0 as arm_order, cast(null as varchar) as arm
+    where false
+    {%- endif %}
 ),
 
 decline_levels as (
@@ -70,10 +77,12 @@ excluded as (
     select reason, 1000 as level_order, n
     from not_consented
     where reason not in (select l.reason from decline_levels as l)
+    {%- if randomized %}
     union all
     select 'Not randomized' as reason, 2000 as level_order, count(*) as n
     from people
     where is_consented and not is_randomized
+    {%- endif %}
 ),
 
 allocated as (
@@ -113,11 +122,19 @@ flow as (
         n, reason
     from excluded
     union all
+    {%- if randomized %}
     select
         3 as stage_order, 0 as arm_order, 0 as reason_order, 'randomized' as stage, 'All' as arm,
         count(*) as n, null as reason
     from people
     where is_consented and is_randomized
+    {%- else %}
+    select
+        3 as stage_order, 0 as arm_order, 0 as reason_order, 'enrolled' as stage, 'All' as arm,
+        count(*) as n, null as reason
+    from people
+    where is_consented
+    {%- endif %}
     union all
     select
         4 as stage_order, arm_order, 0 as reason_order, 'allocated' as stage, arm,

@@ -1,9 +1,11 @@
--- One row per randomized participant: attendance, contacts, linkage and IET
--- measures, each over the windows of CONTRACT 3.1 (days in the site's time zone).
+-- One row per randomized participant (every enrolled one, arm `All`, in a study
+-- without arms): attendance, contacts, linkage and IET measures, each over the
+-- windows of CONTRACT 3.1 from day 0 (randomization, else consent; days in the
+-- site's time zone). An arm given by allocation (Standard) attends no sessions.
 with randomized as (
-    select record_id, rand_arm as arm, rand_date, assessment_date
+    select record_id, analysis_arm as arm, day_zero as rand_date, assessment_date
     from {{ ref('int_participants_projected') }}
-    where is_consented and not is_erased and is_randomized
+    where is_analysed and not is_erased
 ),
 
 events as (
@@ -52,9 +54,9 @@ engagement_visits as (
 select
     participant_key(r.record_id) as participant_key,
     r.arm,
-    case when r.arm = 'Standard' then 0 else a.sessions_attended end as sessions_attended,
-    case when r.arm = 'Standard' then 0 else a.sessions_attended end >= 1 as attended_any,
-    case when r.arm <> 'Standard' then a.days_to_first_session end as days_to_first_session,
+    a.sessions_attended,
+    a.sessions_attended >= 1 as attended_any,
+    a.days_to_first_session,
     coalesce(c.contacts, 0) as contacts,
     l.days_to_linkage is not null as linked,
     l.days_to_linkage,

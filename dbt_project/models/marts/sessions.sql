@@ -7,7 +7,7 @@ with events as (
 ),
 
 participants as (
-    select record_id, case when is_randomized then rand_date end as rand_date
+    select record_id, case when is_analysed then day_zero end as rand_date
     from {{ ref('int_participants_projected') }}
 )
 

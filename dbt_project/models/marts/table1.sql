@@ -1,5 +1,5 @@
--- Table 1: baseline characteristics by cohort (randomized; qualitative) and
--- stratum (Overall and each arm). Categorical rows carry n and pct (rounded half
+-- Table 1: baseline characteristics by cohort (enrolled; randomized, in a study
+-- with arms; qualitative) and stratum (Overall and each of the profile's arms). Categorical rows carry n and pct (rounded half
 -- away from zero to one decimal in integer arithmetic); every level the
 -- dictionary defines appears (n = 0 included), plus `Missing` when someone lacks
 -- the value. Continuous rows carry n (with a value), mean and sd (sample).
@@ -17,10 +17,12 @@
 {%- if concept_field(c) %}{% do continuous.append(c) %}{% endif %}
 {%- endfor %}
 {%- do continuous.append('sessions_attended') %}
+{%- set randomized = randomized_study() %}
+{%- set cohort_names = ['enrolled', 'randomized', 'qualitative'] if randomized else ['enrolled', 'qualitative'] %}
 with base as (
     select
         p.*,
-        case when p.rand_arm = 'Standard' then 0 else a.sessions_attended end as sessions_attended,
+        a.sessions_attended,
         case
             when p.prior_tx_episodes is null then null
             when p.prior_tx_episodes = 0 then 'None'
@@ -39,7 +41,11 @@ with base as (
 ),
 
 cohorts as (
+    select 'enrolled' as cohort, * from base
+    {%- if randomized %}
+    union all
     select 'randomized' as cohort, * from base where is_randomized
+    {%- endif %}
     union all
     select 'qualitative' as cohort, b.* from base as b
     where b.record_id in (select q.record_id from {{ ref('int_qualitative_participants') }} as q)
@@ -58,8 +64,16 @@ groups as (
 frame as (
     -- every cohort x stratum, present even when empty
     select c.cohort, s.stratum, coalesce(g.participants, 0) as participants
-    from (values ('randomized', 1), ('qualitative', 2)) as c (cohort, cohort_order)
-    cross join (values ('Overall'), ('SBCM'), ('MI'), ('Standard')) as s (stratum)
+    from (
+        values {% for c in cohort_names %}('{{ c }}', {{ loop.index }}){% if not loop.last %}, {% endif %}{% endfor %}
+    ) as c (cohort, cohort_order)
+    cross join (
+        select 'Overall' as stratum
+        {%- if randomized %}
+        union all
+        select a.arm from (values {{ arm_rows() }}) as a (arm_order, arm)
+        {%- endif %}
+    ) as s
     left join groups as g on c.cohort = g.cohort and s.stratum = g.stratum
 ),
 
@@ -75,12 +89,17 @@ levels as (
     select '{{ c }}' as characteristic, v.level, v.level_order
     from (values ('Yes', 1), ('No', 2)) as v (level, level_order)
     {%- else %}
-    select '{{ c }}' as characteristic, label as level, level_order
-    from {{ ref('int_choice_labels') }}
-    where field_name = '{{ concept_field(c) }}'
+    -- the labels of the concept's codes (the contract's for sex, ethnicity and race), each once
+    select '{{ c }}' as characteristic, label as level, min(level_order) as level_order
+    from {{ ref('int_concept_codes') }}
+    where concept = '{{ c }}' and label is not null
+    group by label
     {%- if c == 'race' %}
     union all
     select 'race' as characteristic, 'More than one race' as level, 999 as level_order
+    where 'More than one race' not in (
+        select r.label from {{ ref('int_concept_codes') }} as r where r.concept = 'race' and r.label is not null
+    )
     {%- endif %}
     {%- endif %}
     {%- if not loop.last %}
