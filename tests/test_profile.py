@@ -212,3 +212,38 @@ def test_check_profile_against_a_redcap_download_name(tmp_path, monkeypatch, cap
 def test_check_profile_without_any_dictionary_is_a_configuration_error(wh, capsys):
     assert main(["check-profile"]) == 2
     assert "no intake data dictionary has landed" in capsys.readouterr().err
+
+
+def test_dictionary_drift_of_a_fixed_concept_stops_the_run_and_other_new_codes_flow(tmp_path, monkeypatch, capsys, wh):
+    from ingestion.ingest import ingest_landing
+    from ingestion.synth import generate_study
+
+    generate_study(tmp_path / "study", 20, seed=5)
+    base = (tmp_path / "study" / "intake" / "data_dictionary.csv").read_text(encoding="utf-8")
+    land(wh, "intake", "data_dictionary.csv", base)
+    profile = load_profile(DEFAULT_PROFILE)
+    ingest_landing(wh)  # the vault now holds this dictionary
+    # a later dictionary adds drug of choice 8 (flows through as its label) ...
+    flows = base.replace("6, Methamphetamine | 7, Other", "6, Methamphetamine | 7, Other | 8, Kratom")
+    land(wh, "intake", "ALLIANCE_DataDictionary_2025-01-01.csv", flows)
+    from ingestion.profile_check import dictionary_in_effect
+
+    view = dictionary_in_effect(wh)
+    assert view.name == "intake/ALLIANCE_DataDictionary_2025-01-01.csv"
+    assert check_profile(profile, view) == []
+    # ... and a race code 7 "Other race", which no contract label matches: a configuration error
+    drifted = flows.replace("6, Unknown or not reported\"", "6, Unknown or not reported | 7, Other race\"")
+    land(wh, "intake", "ALLIANCE_DataDictionary_2025-02-01.csv", drifted)
+    problems = check_profile(profile, dictionary_in_effect(wh))
+    assert len(problems) == 1 and "code `7` (Other race) of `race`" in problems[0], problems
+    batches = len(list((wh.landing_dir / "intake").iterdir()))
+    monkeypatch.setenv("ALLIANCE_STUDY_PROFILE", str(DEFAULT_PROFILE))
+    assert main(["run"]) == 2
+    assert "code `7` (Other race) of `race`" in capsys.readouterr().err
+    from ingestion.vault import open_vault
+
+    conn = open_vault(wh, read_only=True)
+    try:  # nothing of the two new dictionaries was ingested
+        assert conn.execute("select count(*) from events.batches").fetchone()[0] == 1 < batches
+    finally:
+        conn.close()
