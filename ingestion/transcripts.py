@@ -8,6 +8,15 @@ Pure readers: bytes in, polars frames out; nothing touches the disk or a databas
   compression ratio checked on the headers before reading and again while reading in
   bounded chunks. The XML is parsed by ``defusedxml`` with DTDs and entities forbidden.
 * ``read_units_csv``: the same units exported as a table, validated as one vectorised pass.
+  A CSV ``unit_id`` names a coded span (the unit), not a row: a unit coded with several codes,
+  or by several coders, is several rows with the same ``unit_id``, and a row is known by
+  (``unit_id``, ``coder_id``, ``code_path``). A unit's transcript, positions and text (and its
+  kind, record_id and speaker) are those of its first row in file order; a row that disagrees
+  on the transcript, positions or text (``unit_mismatch``) or that repeats a key with other
+  content (``conflicting_repeat``) is quarantined; an exact repeat of a row is collapsed.
+  Positions count Unicode code points. A transcript_id ending in a text-file extension
+  (``.txt``, ``.docx``...) loses it, as a QDPX source name does, so that a CSV transcript_id
+  names a QDPX source by its name.
 * ``read_pseudonyms``: ``record_id,pseudonym`` (identified data; the caller keeps it in the vault).
 
 A whole file that cannot be read raises ``ReadError(code, reason)``; a unit, row, source or
@@ -60,6 +69,7 @@ UNIT_SCHEMA: dict[str, pl.DataType] = {
     "unit_id": pl.Utf8, "transcript_id": pl.Utf8, "transcript_kind": pl.Utf8, "record_id": pl.Utf8,
     "speaker": pl.Utf8, "coder_id": pl.Utf8, "code_path": pl.Utf8, "start_char": pl.Int64, "end_char": pl.Int64,
     "text": pl.Utf8, "coded_at": pl.Datetime("us", "UTC"), "coded_at_from_ingest": pl.Boolean,
+    "location": pl.Utf8,  # where the unit is in its file (row number, GUIDs), for reasons given later
 }
 QUARANTINE_SCHEMA: dict[str, pl.DataType] = {"location": pl.Utf8, "reason_code": pl.Utf8, "reason": pl.Utf8}
 PSEUDONYM_SCHEMA: dict[str, pl.DataType] = {"record_id": pl.Utf8, "pseudonym": pl.Utf8}
@@ -96,6 +106,12 @@ REASONS = {
     "missing_coder": "neither the coding nor its selection names a creating user",
     "bad_timestamp": "the timestamp is not ISO-8601 (date and time, optional UTC offset)",
     "duplicate_unit_id": "the unit_id occurs more than once in the file with different content",
+    # CSV units: a unit (unit_id) is a span; a row is known by (unit_id, coder_id, code_path)
+    "unit_mismatch": "the row's transcript_id, start_char, end_char or text differ from those of the first row "
+                     "of its unit_id",
+    "conflicting_repeat": "the row repeats the unit_id, coder_id and code_path of an earlier row with other content",
+    "held_unit_mismatch": "the row's transcript_id, start_char, end_char or text differ from those of its unit_id "
+                          "already held from an earlier file",
     # CSV rows (quarantine)
     "missing_unit_id": "the row has no unit_id",
     "missing_transcript_id": "the row has no transcript_id",
@@ -611,45 +627,109 @@ def read_qdpx(data: bytes, file_name: str, ingested_at: datetime) -> TranscriptB
         "record_id": pl.Utf8, "speaker": pl.Utf8, "coder_id": pl.Utf8, "code_path": pl.Utf8,
         "start_char": pl.Int64, "end_char": pl.Int64, "text": pl.Utf8, "ts_raw": pl.Utf8,
     })
-    units, bad = _finish(df, "location", ingested_at, warnings)
+    units, bad = _finish(df, ingested_at, warnings)
     return TranscriptBatch(units, pl.concat([q.frame(), bad]), warnings)
 
 
-def _finish(df: pl.DataFrame, loc_col: str, ingested_at: datetime,
-            warnings: list[str], reason: pl.Expr | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Timestamps, duplicate unit_ids and the final shape, shared by the QDPX and CSV readers.
+def _timestamped(df: pl.DataFrame, reason: pl.Expr | None = None) -> pl.DataFrame:
+    """``coded_at`` parsed from the raw string ``ts_raw``; ``_reason`` = the row's first reason code.
 
-    ``df`` has the unit columns (coded_at as the raw string ``ts_raw``) and ``loc_col``;
-    ``reason`` is an optional expression giving earlier per-row reason codes.
+    ``reason`` is an optional expression giving earlier per-row reason codes; an unparseable
+    timestamp comes after them (``bad_timestamp``).
     """
     df = df.with_columns(_parse_timestamps(pl.col("ts_raw")).alias("coded_at"))
     ts_bad = pl.col("ts_raw").is_not_null() & pl.col("coded_at").is_null()
     base = reason if reason is not None else pl.lit(None, pl.Utf8)
-    df = df.with_columns(pl.when(base.is_not_null()).then(base)
-                         .when(ts_bad).then(pl.lit("bad_timestamp")).otherwise(None).alias("_reason"))
-    content = [c for c in UNIT_COLUMNS if c != "unit_id" and c != "coded_at"] + ["ts_raw"]
-    df = df.with_columns(pl.when(pl.col("_reason").is_null() & _conflicting_unit_ids(content))
-                         .then(pl.lit("duplicate_unit_id"))
-                         .otherwise(pl.col("_reason")).alias("_reason"))
+    return df.with_columns(pl.when(base.is_not_null()).then(base)
+                           .when(ts_bad).then(pl.lit("bad_timestamp")).otherwise(None).alias("_reason"))
+
+
+def _split(df: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(rows without a reason, quarantine frame of the rows with one)."""
     bad = df.filter(pl.col("_reason").is_not_null()).select(
-        pl.col(loc_col).alias("location"),
+        pl.col("location"),
         pl.col("_reason").alias("reason_code"),
         pl.col("_reason").replace_strict(REASONS, return_dtype=pl.Utf8).alias("reason"),
     )
-    ok = df.filter(pl.col("_reason").is_null())
-    repeats = ok.height - ok.unique(subset=["unit_id"], keep="first", maintain_order=True).height
-    ok = ok.unique(subset=["unit_id"], keep="first", maintain_order=True)
-    if repeats:
-        warnings.append(f"{repeats} identical repeat(s) of a unit_id collapsed")
+    return df.filter(pl.col("_reason").is_null()), bad
+
+
+def _shaped(ok: pl.DataFrame, ingested_at: datetime) -> pl.DataFrame:
+    """The units in UNIT_SCHEMA; a unit without a timestamp takes the ingest time (and says so)."""
     ingest = _utc(ingested_at)
     ok = ok.with_columns(
         pl.col("coded_at").is_null().alias("coded_at_from_ingest"),
         pl.col("coded_at").fill_null(pl.lit(ingest).cast(pl.Datetime("us", "UTC"))),
     )
-    return ok.select([pl.col(c).cast(t) for c, t in UNIT_SCHEMA.items()]), bad
+    return ok.select([pl.col(c).cast(t) for c, t in UNIT_SCHEMA.items()])
+
+
+def _finish(df: pl.DataFrame, ingested_at: datetime, warnings: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Timestamps, duplicate unit_ids and the final shape of QDPX units (a unit_id names one coding).
+
+    ``df`` has the unit columns (coded_at as the raw string ``ts_raw``) and ``location``.
+    """
+    df = _timestamped(df)
+    content = [c for c in UNIT_COLUMNS if c != "unit_id" and c != "coded_at"] + ["ts_raw"]
+    df = df.with_columns(pl.when(pl.col("_reason").is_null() & _conflicting_unit_ids(content))
+                         .then(pl.lit("duplicate_unit_id"))
+                         .otherwise(pl.col("_reason")).alias("_reason"))
+    ok, bad = _split(df)
+    repeats = ok.height - ok.unique(subset=["unit_id"], keep="first", maintain_order=True).height
+    ok = ok.unique(subset=["unit_id"], keep="first", maintain_order=True)
+    if repeats:
+        warnings.append(f"{repeats} identical repeat(s) of a unit_id collapsed")
+    return _shaped(ok, ingested_at), bad
 
 
 # ------------------------------------------------------------------------------------------- CSV
+
+# A CSV unit (unit_id) is a span: its rows agree on these, taken from its first row in file order ...
+UNIT_SPAN = ("transcript_id", "start_char", "end_char", "text")
+# ... and these, which belong to the span too, are taken from the first row (a later row's are not kept).
+UNIT_ATTRS = ("transcript_kind", "record_id", "speaker")
+ROW_KEY = ("unit_id", "coder_id", "code_path")
+# The text-file extension a QDPX source name may carry (dropped, as _transcript_id drops it),
+# when something is left before it.
+_TEXT_EXT_TAIL = r"(?i)(.)\.(?:txt|docx?|rtf|odt|pdf)$"
+
+
+def _unit_rules(df: pl.DataFrame, warnings: list[str]) -> pl.DataFrame:
+    """CONTRACT 1.4's unit rules over the rows that passed the row checks (``_reason`` null).
+
+    A row whose transcript_id, positions or text differ from its unit's first row gets
+    ``unit_mismatch``; a later row of a (unit_id, coder_id, code_path) already seen gets
+    ``conflicting_repeat`` when its content differs and is dropped (counted) when it is an exact
+    repeat. Kept rows take their unit's kind, record_id and speaker from the unit's first row.
+    """
+    valid = pl.col("_reason").is_null()
+    firsts = (df.filter(valid).group_by("unit_id", maintain_order=True)
+              .agg(*[pl.col(c).first().alias("_u_" + c) for c in (*UNIT_SPAN, *UNIT_ATTRS)]))
+    df = df.join(firsts, on="unit_id", how="left").sort("row_no")
+    differs = pl.any_horizontal([pl.col(c).ne_missing(pl.col("_u_" + c)) for c in UNIT_SPAN])
+    df = df.with_columns(pl.when(valid & differs).then(pl.lit("unit_mismatch"))
+                         .otherwise(pl.col("_reason")).alias("_reason"))
+    content = pl.struct(*UNIT_ATTRS, "ts_raw")
+    seen = df.filter(valid).with_columns(
+        pl.int_range(pl.len()).over(ROW_KEY).alias("_nth"),
+        content.eq_missing(content.first().over(ROW_KEY)).alias("_same"),
+    ).filter(pl.col("_nth") > 0)
+    conflicts = seen.filter(~pl.col("_same"))["row_no"].implode()
+    repeats = seen.filter(pl.col("_same"))["row_no"].implode()
+    df = df.filter(~pl.col("row_no").is_in(repeats)).with_columns(
+        pl.when(pl.col("row_no").is_in(conflicts)).then(pl.lit("conflicting_repeat"))
+        .otherwise(pl.col("_reason")).alias("_reason"))
+    if seen.filter(pl.col("_same")).height:
+        warnings.append(f"{seen.filter(pl.col('_same')).height} identical repeat(s) of a row "
+                        "(same unit_id, coder_id and code_path) collapsed")
+    attrs_differ = valid & pl.any_horizontal([pl.col(c).ne_missing(pl.col("_u_" + c)) for c in UNIT_ATTRS])
+    n_attrs = df.filter(attrs_differ).height
+    if n_attrs:
+        warnings.append(f"{n_attrs} row(s) gave a transcript_kind, record_id or speaker other than the first row "
+                        "of their unit_id; the first row's were used")
+    return df.with_columns(*[pl.when(valid).then(pl.col("_u_" + c)).otherwise(pl.col(c)).alias(c)
+                             for c in UNIT_ATTRS])
+
 
 def _blank_to_null(col: str) -> pl.Expr:
     v = pl.col(col).str.strip_chars()
@@ -678,6 +758,7 @@ def read_units_csv(data: bytes, file_name: str, ingested_at: datetime) -> Transc
         pl.col("text").fill_null(""),
     ).with_columns(
         pl.col("code_path").str.replace_all(r"\s*/\s*", "/"),
+        pl.col("transcript_id").str.replace(_TEXT_EXT_TAIL, "$1"),  # the name a QDPX source gets
         *[pl.when(pl.col(c).str.contains(r"^\s*\d{1,15}\s*$")).then(pl.col(c).str.strip_chars())
           .otherwise(None).cast(pl.Int64).alias(c) for c in ("start_char", "end_char")],
         ("row " + pl.col("row_no").cast(pl.Utf8)).alias("location"),
@@ -709,8 +790,9 @@ def read_units_csv(data: bytes, file_name: str, ingested_at: datetime) -> Transc
     if kind_mismatch:
         warnings.append(f"{kind_mismatch} row(s) have a transcript_kind that does not match the transcript_id "
                         "naming (FG-<n> for focus groups)")
-    units, bad = _finish(df, "location", ingested_at, warnings, reason)
-    return TranscriptBatch(units, bad, warnings)
+    df = _unit_rules(_timestamped(df, reason), warnings)
+    ok, bad = _split(df)
+    return TranscriptBatch(_shaped(ok, ingested_at), bad, warnings)
 
 
 def read_pseudonyms(data: bytes) -> tuple[pl.DataFrame, pl.DataFrame]:

@@ -713,6 +713,10 @@ def test_csv_rows_each_bad_case():
         'CU-15,FG-1,focus_group,,Facilitator,coder_b,Trust,0,3,bus,2024-03-12T10:00:00Z',
         'CU-15,FG-1,focus_group,,Facilitator,coder_b,Trust,0,3,bus,2024-03-12T10:00:00Z',
         'CU-16,INT-1042-1,interview,1042,Marigold,coder_a,Trust,10,20,"liste\nned",2024-03-12T09:30:00Z',
+        'CU-14,FG-1,focus_group,1077,Tamsin,coder_c,Trust,1,4,bus,2024-03-12T10:00:00Z',     # other span
+        'CU-14,FG-1,focus_group,1077,Tamsin,coder_b,Stigma,0,3,bus,2024-03-13T10:00:00Z',    # key again, other time
+        'CU-14,FG-1,focus_group,1077,Tamsin,coder_c,Trust,0,3,bus,2024-03-12T10:00:00Z',     # a third row of CU-14
+        'CU-14.txt,INT-1042-1.TXT,interview,1042,Marigold,coder_a,Trust,10,18,listened,',
     ]
     b = read_units_csv((HEADER + "\n".join(rows) + "\n").encode(), "coded_units.csv", NOW)
     got = dict(zip(b.quarantine["location"], b.quarantine["reason_code"], strict=True))
@@ -720,18 +724,25 @@ def test_csv_rows_each_bad_case():
         "row 2": "missing_unit_id", "row 3": "missing_transcript_id", "row 4": "missing_coder_id",
         "row 5": "missing_code_path", "row 6": "bad_transcript_kind", "row 7": "bad_positions",
         "row 8": "bad_positions", "row 9": "bad_positions", "row 10": "text_length_mismatch",
-        "row 11": "bad_timestamp", "row 12": "bad_timestamp", "row 14": "duplicate_unit_id",
-        "row 15": "duplicate_unit_id",
+        "row 11": "bad_timestamp", "row 12": "bad_timestamp",
+        "row 19": "unit_mismatch", "row 20": "conflicting_repeat",
     }
     assert_clean(b.quarantine)
     u = b.units
-    assert u["unit_id"].to_list() == ["CU-1", "CU-13", "CU-15", "CU-16"]
+    # CU-14 is one span coded three times (Trust and Stigma by coder_b, Trust by coder_c); the
+    # second CU-15 row repeats the first exactly and is one row.
+    assert u.select("unit_id", "coder_id", "code_path").rows() == [
+        ("CU-1", "coder_a", "Working alliance/Trust"), ("CU-13", "coder_b", "Trust"), ("CU-14", "coder_b", "Trust"),
+        ("CU-14", "coder_b", "Stigma"), ("CU-15", "coder_b", "Trust"), ("CU-16", "coder_a", "Trust"),
+        ("CU-14", "coder_c", "Trust"), ("CU-14.txt", "coder_a", "Trust")]
+    assert u["location"].to_list() == ["row 1", "row 13", "row 14", "row 15", "row 16", "row 18", "row 21", "row 22"]
+    assert u["transcript_id"][-1] == "INT-1042-1"   # a text-file extension is dropped, as from a QDPX source name
     assert u["code_path"][0] == "Working alliance/Trust"
     assert u["coded_at"][0] == datetime(2024, 3, 12, 13, 30, tzinfo=UTC)
     assert u["transcript_kind"][1] == "focus_group"
     assert u["coded_at"][1] == datetime(2024, 3, 12, 10, 0, tzinfo=UTC)
-    assert u["record_id"][2] is None
-    assert any("identical repeat" in w for w in b.warnings)
+    assert u["record_id"][4] is None
+    assert any("1 identical repeat" in w for w in b.warnings)
     assert any("CRLF" in w for w in b.warnings)   # CU-16 counts its line break as two characters
     assert u.schema == pl.Schema(UNIT_SCHEMA)
 

@@ -1,8 +1,16 @@
 -- Every coded unit with its text, its transcript's participant (interviews) and
 -- its speaker's participant (via the pseudonym list), whether consent and
 -- screening allow publishing it, and why not.
-with units as (
-    select * from {{ ref('stg_transcripts__coded_units') }}
+-- A coded unit is a span coded with one code by one coder. A QDPX unit_id names one coding
+-- already; a CSV unit_id names a span that several coders code with several codes, so the
+-- coded unit's id is the CSV unit_id with its coder and code (source_unit_id keeps the id as
+-- delivered, the key of the text and of the screening's holds).
+with coded as (
+    select
+        *,
+        case when source_format = 'csv' then unit_id || '|' || coder_id || '|' || code_path else unit_id end
+            as coded_unit_id
+    from {{ ref('stg_transcripts__coded_units') }}
 ),
 
 texts as (
@@ -26,22 +34,39 @@ people as (
     from {{ ref('int_participants_projected') }}
 ),
 
+ranked as (
+    -- The same coder, span and code delivered more than once (a CSV and a QDPX of the same
+    -- transcript, or a CSV row held in an earlier event form) is one coded unit: the copy the
+    -- screening held if one is held, else one with text, else the first recorded.
+    select
+        c.*,
+        t.speaker,
+        t.unit_text,
+        h.hold_reasons,
+        row_number() over (
+            partition by c.transcript_id, c.coder_id, c.code_path, c.start_char, c.end_char
+            order by h.hold_reasons is null, t.unit_text is null, c.seq
+        ) as copy_rank
+    from coded as c
+    left join texts as t on c.unit_id = t.unit_id
+    left join held as h on c.unit_id = h.unit_id
+),
+
+units as (
+    select * from ranked where copy_rank = 1
+),
+
 resolved as (
     select
         u.*,
-        t.speaker,
-        t.unit_text,
         -- an interview belongs to its interviewee: from the export, else the INT-<record_id>-<n> name
         case when u.transcript_kind = 'interview' then coalesce(
             max(u.record_id) over (partition by u.transcript_id),
             nullif(regexp_extract(u.transcript_id, '^INT-(.+)-[0-9]+$', 1), '')
         ) end as interviewee_record_id,
-        coalesce(ps.record_id, case when u.transcript_kind = 'focus_group' then u.record_id end) as speaker_record_id,
-        h.hold_reasons
+        coalesce(ps.record_id, case when u.transcript_kind = 'focus_group' then u.record_id end) as speaker_record_id
     from units as u
-    left join texts as t on u.unit_id = t.unit_id
-    left join pseudonyms as ps on lower(trim(t.speaker)) = ps.pseudonym
-    left join held as h on u.unit_id = h.unit_id
+    left join pseudonyms as ps on lower(trim(u.speaker)) = ps.pseudonym
 ),
 
 attributed as (
@@ -60,7 +85,9 @@ attributed as (
 )
 
 select
-    a.unit_id,
+    a.coded_unit_id as unit_id,
+    a.unit_id as source_unit_id,
+    a.source_format,
     a.transcript_id,
     a.transcript_kind,
     a.record_id_attributed as record_id,
