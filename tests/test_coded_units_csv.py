@@ -20,10 +20,12 @@ import csv
 import hashlib
 import hmac
 import io
+import json
 import shutil
 from pathlib import Path
 
 import duckdb
+import polars as pl
 import pytest
 from conftest import warehouse_env
 from intake_rows import FULL_INTAKE_COLUMNS
@@ -252,3 +254,106 @@ def test_a_csv_coder_is_paired_with_a_qdpx_coder_on_the_same_transcript(run):
     for k, (pct, kappa) in {("X", "cara", "dan"): (250 / 3, 2 / 3), ("Y", "cara", "dan"): (200 / 3, 0.4)}.items():
         n, p, kp = got[k]
         assert n == 30 and float(p) == pytest.approx(pct, abs=1e-9) and float(kp) == pytest.approx(kappa, abs=1e-9)
+
+
+# ------------------------------------------------------------------------------------------------
+# upgrade: a vault written by the code before a CSV unit could hold several rows
+# ------------------------------------------------------------------------------------------------
+# ``fixtures/transcripts/old_form``: coded_units_2025-05-01.csv (interview INT-2001-3, named with a
+# ".txt" extension, 40 characters) and old_vault.json, what the code at commit 391b936 stored for
+# it (see make_old_vault.py): one event per unit_id, id md5('transcripts|' || unit_id). That code
+# quarantined both rows of V1 (ann X and bob X on [0,10): duplicate_unit_id), held V2 (ann Y
+# [10,20)), V3 (bob Z [20,30), no coded_at: stamped with its ingest time) and V4 (ann X [30,40),
+# given twice: one row) - 3 events.
+OLD_FORM = HERE / "fixtures" / "transcripts" / "old_form"
+OLD_FILE = "coded_units_2025-05-01.csv"
+TEXT_3 = "i walk there now and it helps me stay on"
+
+
+def re_exported_csv() -> bytes:
+    # The tool's export a month later (new bytes): V1's two rows again, V2 now coded by bob too,
+    # V3 still without coded_at, V4 once.
+    def r(u, coder, code, s, e, at="2025-05-01T10:00:00-04:00"):
+        return [u, "INT-2001-3.txt", "interview", RID, "", coder, code, s, e, TEXT_3[s:e], at]
+
+    return units_csv([r("V1", "ann", "X", 0, 10), r("V1", "bob", "X", 0, 10), r("V2", "ann", "Y", 10, 20),
+                      r("V2", "bob", "Y", 10, 20), r("V3", "bob", "Z", 20, 30, ""), r("V4", "ann", "X", 30, 40)])
+
+
+def restore_old_vault(settings) -> None:
+    """A fresh vault holding what the old code stored (old_vault.json), inserted as it was."""
+    from ingestion.store import ensure_schema
+    from ingestion.vault import open_vault
+
+    dump = json.loads((OLD_FORM / "old_vault.json").read_text())
+    conn = open_vault(settings)
+    try:
+        ensure_schema(conn)
+        for table, rows in dump.items():
+            conn.register("old_rows", pl.DataFrame(rows, infer_schema_length=None))
+            conn.execute(f"insert into {table} by name select * from old_rows")
+            conn.unregister("old_rows")
+        conn.execute("checkpoint")
+    finally:
+        conn.close()
+
+
+@pytest.fixture(scope="module")
+def upgraded(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("coded_units_upgrade")
+    with warehouse_env(tmp, SECRET):
+        from ingestion.settings import load_settings
+
+        settings = load_settings()
+        restore_old_vault(settings)
+        landing = tmp / "landing"
+        for source in ("intake", "transcripts"):
+            (landing / source).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(DICTIONARY, landing / "intake" / "data_dictionary.csv")
+        (landing / "intake" / "ALLIANCE_DATA_2025-06-30_2305.csv").write_bytes(intake_csv())
+        # the file the old code read, delivered again (same bytes), and the re-export
+        shutil.copyfile(OLD_FORM / OLD_FILE, landing / "transcripts" / OLD_FILE)
+        (landing / "transcripts" / "coded_units_2025-06-30.csv").write_bytes(re_exported_csv())
+        yield Run(settings, run_pipeline(quiet=True))
+
+
+def test_upgrade_the_same_bytes_again_are_a_no_op(upgraded):
+    # The old file's bytes were processed by the old code: by SHA-256 they are not read again,
+    # so its rows the old code quarantined come in only with a re-export (next test).
+    assert upgraded.code == 0
+    assert upgraded.vault_rows(f"select count(*) from events.batches where file_name = '{OLD_FILE}'") == [(1,)]
+
+
+def test_upgrade_a_re_export_brings_the_quarantined_rows_without_repeating_the_held_ones(upgraded):
+    # Re-export: V1 ann X, V1 bob X, V2 bob Y are new (3 appended); V2 ann Y, V3 bob Z (no
+    # coded_at then or now) and V4 ann X are the old events, same content (3 duplicates).
+    assert upgraded.vault_rows("select events_appended, duplicates, rows_quarantined from events.batches "
+                               "where file_name = 'coded_units_2025-06-30.csv'") == [(3, 3, 0)]
+    old_ids = {e["event_id"] for e in json.loads((OLD_FORM / "old_vault.json").read_text())["events.events"]}
+    held = upgraded.vault_rows("select event_id from events.events where event_type = 'coded_unit_recorded' "
+                               "and (payload->>'transcript_id') like 'INT-2001-3%'")
+    assert len(held) == 6 and old_ids <= {h[0] for h in held}
+
+
+def test_upgrade_old_and_new_events_make_one_coded_unit_each(upgraded):
+    # The old events (transcript named INT-2001-3.txt) and the new (INT-2001-3) are one
+    # transcript: 6 coded units, one per unit x coder x code.
+    t3 = upgraded.key("transcript:INT-2001-3")
+    got = upgraded.rows(f"select coder_id, code_path, start_char, end_char, text from coded_units "
+                        f"where transcript_key = '{t3}' order by all")
+    assert got == sorted([("ann", "X", 0, 10, TEXT_3[0:10]), ("bob", "X", 0, 10, TEXT_3[0:10]),
+                          ("ann", "Y", 10, 20, TEXT_3[10:20]), ("bob", "Y", 10, 20, TEXT_3[10:20]),
+                          ("bob", "Z", 20, 30, TEXT_3[20:30]), ("ann", "X", 30, 40, TEXT_3[30:40])])
+    # Pair (ann, bob): ann coded [0,20) and [30,40), bob [0,30): characters_compared = 40.
+    # X: ann V1+V4 = 20, bob V1 = 10; both 10, neither 20 -> po = 30/40 = .75; pa = .5, pb = .25,
+    #    pe = .125 + .375 = .5 -> kappa .5; 75 %.
+    # Y: ann V2 10, bob V2 10; both 10, neither 30 -> po = 1; pa = pb = .25, pe = .0625 + .5625
+    #    = .625 -> kappa (1 - .625)/.375 = 1; 100 %.
+    # Z: ann none, bob V3 10; both 0, neither 30 -> po = .75; pa = 0, pb = .25, pe = .75
+    #    -> kappa 0/.25 = 0; 75 %.
+    got = _agreement(upgraded)
+    assert set(got) == {("X", "ann", "bob"), ("Y", "ann", "bob"), ("Z", "ann", "bob")}
+    for k, (pct, kappa) in {("X", "ann", "bob"): (75.0, 0.5), ("Y", "ann", "bob"): (100.0, 1.0),
+                            ("Z", "ann", "bob"): (75.0, 0.0)}.items():
+        n, p, kp = got[k]
+        assert n == 40 and float(p) == pytest.approx(pct, abs=1e-9) and float(kp) == pytest.approx(kappa, abs=1e-9)
