@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import random
 import re
@@ -766,6 +767,110 @@ def test_csv_missing_columns_and_extra_columns():
     with pytest.raises(ReadError):
         read_units_csv(b"", "x.csv", NOW)
 
+
+
+@pytest.mark.parametrize(("fields", "code"), [
+    ({"unit_id": "  "}, "missing_unit_id"),
+    ({"start_char": "1.5"}, "bad_positions"),
+    ({"start_char": "1e3"}, "bad_positions"),
+    ({"end_char": "Marigold"}, "bad_positions"),
+    ({"start_char": "9999999999999999999"}, "bad_positions"),
+    ({"start_char": "18", "end_char": "10"}, "bad_positions"),   # end before start
+    ({"transcript_kind": "Marigold group"}, "bad_transcript_kind"),
+    ({"transcript_kind": ""}, "bad_transcript_kind"),
+    ({"text": "Marigold!"}, "text_length_mismatch"),
+])
+def test_csv_bad_rows_get_one_line_reasons_without_values(fields, code):
+    good = {"unit_id": "CU-1", "transcript_id": "INT-1042-1", "transcript_kind": "interview", "record_id": "1042",
+            "speaker": "Marigold", "coder_id": "coder_a", "code_path": "Trust", "start_char": "10", "end_char": "18",
+            "text": "listened", "coded_at": ""}
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(good), lineterminator="\n")
+    w.writeheader()
+    w.writerows([good, {**good, "coder_id": "coder_b", **fields}])
+    b = read_units_csv(buf.getvalue().encode(), "x.csv", NOW)
+    assert b.quarantine.rows() == [("row 2", code, REASONS[code])]
+    assert "\n" not in REASONS[code]
+    assert_clean(b.quarantine)
+    assert b.units.select("unit_id", "coder_id").rows() == [("CU-1", "coder_a")]
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(*[st.sampled_from(v) for v in (
+    ["U1", "U2", "", " U1 "], ["INT-1-1", "INT-1-1.txt", "FG-2", ""], ["interview", "focus_group", "FG", ""],
+    ["1", ""], ["Marigold", ""], ["ann", "bob", ""], ["X", "X / Y", ""], ["0", "2", "x", "-1", "3.0"],
+    ["3", "5", "", "99999999999999999999"], ["bus", "us", "b\nus", ""], ["", "2024-03-12T10:00:00Z", "junk"])]),
+    min_size=1, max_size=12))
+def test_fuzzed_csv_rows_never_raise_and_every_row_is_accounted_for(rows):
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(HEADER.strip().split(","))
+    w.writerows(rows)
+    b = read_units_csv(buf.getvalue().encode(), "fuzz.csv", NOW)
+    assert b.units.schema == pl.Schema(UNIT_SCHEMA)
+    assert_clean(b.quarantine)
+    # every row is kept, quarantined, or an exact repeat of a kept row (collapsed)
+    repeats = sum(int(m.group(1)) for w_ in b.warnings if (m := re.match(r"(\d+) identical repeat", w_)))
+    assert b.units.height + b.quarantine.height + repeats == len(rows)
+    assert b.units.select("unit_id", "coder_id", "code_path").is_unique().all()
+    spans = b.units.group_by("unit_id").agg(pl.struct("transcript_id", "start_char", "end_char", "text").n_unique())
+    assert (spans["transcript_id"] == 1).all()
+
+
+# ---------------------------------------------------------------------------- CSV rows in the store
+
+def _ingest_csv(wh, name: str, rows: list[list]):
+    from conftest import land
+
+    from ingestion.ingest import ingest_landing
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(HEADER.strip().split(","))
+    w.writerows(rows)
+    land(wh, "transcripts", name, buf.getvalue())
+    return {o.file_name: o for o in ingest_landing(wh).outcomes}
+
+
+def _held(wh, sql: str) -> list[tuple]:
+    from ingestion.vault import open_vault
+
+    conn = open_vault(wh, read_only=True)
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
+def test_csv_rows_in_later_files_append_nothing_new_and_conflicts_are_quarantined(wh):
+    t = "the bus never came"
+    at = "2025-06-30T12:00:00Z"
+
+    def r(u, coder, code, s, e, when=at):
+        return [u, "INT-1-1", "interview", "1", "", coder, code, s, e, t[s:e], when]
+
+    first = [r("U1", "ann", "X", 0, 7), r("U1", "bob", "X", 0, 7, ""), r("U2", "ann", "Y", 8, 18)]
+    out = _ingest_csv(wh, "a.csv", first)["a.csv"]
+    assert (out.events_appended, out.duplicates, out.rows_quarantined) == (3, 0, 0)
+    # the same file again: nothing read (the same bytes)
+    assert _ingest_csv(wh, "a.csv", first) == {}
+    # a later file repeating the three rows (bob's still without coded_at: the ingest time does not
+    # make it new) and adding two: only those two are appended
+    out = _ingest_csv(wh, "b.csv", [*first, r("U1", "ann", "Y", 0, 7), r("U3", "bob", "Y", 12, 18)])["b.csv"]
+    assert (out.events_appended, out.duplicates, out.rows_quarantined) == (2, 3, 0)
+    # a later file repeating a key with other content (another coded_at): a conflict; a row of U2
+    # over other characters than U2 as held: held_unit_mismatch; a new coder on U3: appended
+    out = _ingest_csv(wh, "c.csv", [r("U1", "ann", "X", 0, 7, "2025-07-01T12:00:00Z"), r("U2", "bob", "Y", 9, 18),
+                                    r("U3", "cid", "Y", 12, 18)])["c.csv"]
+    assert (out.events_appended, out.duplicates) == (1, 0)
+    assert out.reasons == {"conflicting_event_id": 1, "held_unit_mismatch": 1}
+    assert _held(wh, "select location, reason from events.quarantine where reason_code = 'held_unit_mismatch'") \
+        == [("row 2", REASONS["held_unit_mismatch"])]
+    assert _held(wh, "select count(*), count(distinct (payload->>'unit_id', payload->>'coder_id', "
+                     "payload->>'code_path')) from events.events where event_type = 'coded_unit_recorded'") == [(6, 6)]
+    # a unit's text and speaker are stored once, however many rows it has
+    assert _held(wh, "select unit_id, count(*) from identified.transcript_units group by 1 order by 1") \
+        == [("U1", 1), ("U2", 1), ("U3", 1)]
 
 # -------------------------------------------------------------------------------- pseudonyms
 
