@@ -1,4 +1,7 @@
--- One row per published coded unit (consent rule 3 and identifier screening passed).
+-- One row per published coded unit (consent rule 3 and identifier screening passed): a span
+-- coded with one code by one coder. unit_key hashes the coded unit's id (a QDPX coding's
+-- <selection>:<coding>, a CSV row's <unit_id>|<coder_id>|<code_path>), so a CSV unit coded
+-- by 2 coders with 3 codes is 6 rows, each with its own key.
 select
     participant_key('unit:' || unit_id) as unit_key,
     participant_key('transcript:' || transcript_id) as transcript_key,

@@ -1,6 +1,9 @@
 -- Character-level agreement per code and pair of coders (CONTRACT 3.1): over the
 -- transcripts both coded, the characters either coded with any code (published
 -- units only); for each code either used there, percent agreement and Cohen's kappa.
+-- A transcript is named alike in both landing forms (a CSV transcript_id is the QDPX source
+-- name), so a coder of a CSV is paired with a coder of a QDPX of the same transcript; a coded
+-- unit delivered in both is one unit (int_coded_units_resolved), and characters are counted once.
 with units as (
     select transcript_id, coder_id, code_path, start_char, end_char
     from {{ ref('int_coded_units_published') }}
