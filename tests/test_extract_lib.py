@@ -13,6 +13,7 @@ import polars as pl
 import pytest
 
 from orchestration.extracts import kanon, nih, report, rounding, suppression, survival, tables, workbook
+from orchestration.extracts.arms import StudyArms
 
 # ----------------------------------------------------------------- synthetic study
 
@@ -27,45 +28,114 @@ RACES_WH = [
 ]
 RACE_P = [0.02, 0.04, 0.01, 0.45, 0.38, 0.06, 0.04]
 SEX_WH = ["Male", "Female", "Unknown or not reported"]
+# the contract's default study (ingestion/profiles/default.yaml): three arms, Standard given by allocation
+ARMS = ("SBCM", "MI", "Standard")
+CONTRACT_ARMS = StudyArms(ARMS, frozenset({"Standard"}))
 ETH_WH = ["Hispanic or Latino", "Not Hispanic or Latino", "Unknown or not reported"]
 
 
-def synthetic_study(n_assessed: int, seed: int) -> dict[str, pl.DataFrame]:
+def _person(rng: random.Random, seed: int, i: int, arms: StudyArms) -> dict:
+    """One assessed person; a study without arms analyses every consented one, arm ``All``, sessions of any
+    service (the random draws of a randomized study are those of the contract's default study)."""
+    consented = rng.random() < 0.8
+    p = {
+        "participant_key": f"p{seed}-{i:04d}",
+        "consented": consented,
+        "decline_reason": None
+        if consented
+        else rng.choice(["Not eligible", "Declined", "Declined", "Other", None]),
+        "age": rng.randint(18, 95),
+        "sex": rng.choices(SEX_WH + [None], [0.55, 0.42, 0.02, 0.01])[0],
+        "ethnicity": rng.choices(ETH_WH + [None], [0.2, 0.75, 0.04, 0.01])[0],
+        "race": rng.choices(RACES_WH + [None], RACE_P + [0.0])[0] if rng.random() > 0.01 else None,
+    }
+    if arms.randomized:
+        p["randomized"] = consented and rng.random() < 0.93
+        p["arm"] = rng.choice(arms.labels) if p["randomized"] else None
+    else:
+        p["randomized"] = consented
+        p["arm"] = "All" if consented else None
+    p["scope2"] = p["randomized"] and rng.random() < 0.04
+    p["scope1"] = p["randomized"] and not p["scope2"] and rng.random() < 0.05
+    p["lost"] = p["randomized"] and rng.random() < 0.1
+    if p["arm"] in arms.by_allocation or not p["randomized"]:
+        p["sessions"] = 0
+    else:
+        p["sessions"] = rng.choice([0, 0, 1, 2, 3, 4, 5])
+    p["linked"] = p["randomized"] and rng.random() < 0.45
+    p["init"] = p["linked"] and rng.random() < 0.5
+    p["eng"] = p["init"] and rng.random() < 0.6
+    p["admitted"] = p["linked"] or (p["randomized"] and rng.random() < 0.05)
+    return p
+
+
+def _retention_frame(rng: random.Random, rand: list[dict]) -> pl.DataFrame:
+    ret_rows = []
+    for p in (p for p in rand if p["admitted"]):
+        days = rng.choice([rng.randint(0, 40), rng.randint(0, 120), rng.randint(20, 200)])
+        censored = rng.random() < 0.25
+        ret_rows.append(
+            {
+                "participant_key": p["participant_key"],
+                "arm": p["arm"],
+                "days_in_treatment": days,
+                "censored": censored,
+                "dropped_out": (not censored) and rng.random() < 0.5,
+            }
+        )
+    return pl.DataFrame(
+        ret_rows,
+        schema={
+            "participant_key": pl.Utf8,
+            "arm": pl.Utf8,
+            "days_in_treatment": pl.Int64,
+            "censored": pl.Boolean,
+            "dropped_out": pl.Boolean,
+        },
+    )
+
+
+def _consort_frame(people: list[dict], arms: StudyArms) -> pl.DataFrame:
+    """CONSORT as the dbt model gives it: randomized and the per-arm stages, or (no arms) enrolled."""
+    flow = [{"stage": "assessed", "arm": "All", "n": len(people), "reason": None}]
+    not_consented = [p for p in people if not p["consented"]]
+    for reason in ["Not eligible", "Declined", "Other"]:
+        n = sum(p["decline_reason"] == reason for p in not_consented)
+        flow.append({"stage": "excluded", "arm": "All", "reason": reason, "n": n})
+    nr = sum(p["decline_reason"] is None for p in not_consented)
+    if nr:
+        flow.append({"stage": "excluded", "arm": "All", "reason": "Not recorded", "n": nr})
+    if not arms.randomized:
+        flow.append({"stage": "enrolled", "arm": "All", "reason": None, "n": len(people) - len(not_consented)})
+        return pl.DataFrame(flow, schema={"stage": pl.Utf8, "arm": pl.Utf8, "n": pl.Int64, "reason": pl.Utf8})
+    n_not_randomized = sum(p["consented"] and not p["randomized"] for p in people)
+    flow.append({"stage": "excluded", "arm": "All", "reason": "Not randomized", "n": n_not_randomized})
+    randomized = [p for p in people if p["randomized"]]
+    flow.append({"stage": "randomized", "arm": "All", "n": len(randomized), "reason": None})
+    for stage, pred in [
+        ("allocated", lambda p: True),
+        ("received_intervention", lambda p: p["arm"] in arms.by_allocation or p["sessions"] >= 1),
+        ("lost_to_followup", lambda p: p["lost"]),
+        ("withdrew", lambda p: p["scope1"] or p["scope2"]),
+        ("analysed", lambda p: not p["scope2"]),
+    ]:
+        for arm in arms.labels:
+            n = sum(1 for p in randomized if p["arm"] == arm and pred(p))
+            flow.append({"stage": stage, "arm": arm, "reason": None, "n": n})
+    return pl.DataFrame(flow, schema={"stage": pl.Utf8, "arm": pl.Utf8, "n": pl.Int64, "reason": pl.Utf8})
+
+
+def synthetic_study(n_assessed: int, seed: int, arms: StudyArms = CONTRACT_ARMS) -> dict[str, pl.DataFrame]:
     """Analyst-like tables (participants, engagement, retention, consort_flow) of a small random study.
 
     Internally consistent: consort counts everyone, scope-2 withdrawals only in
-    consort; engagement = randomized minus scope 2; retention = admitted.
+    consort; engagement = randomized minus scope 2; retention = admitted. A
+    study without arms (``arms`` empty) follows CONTRACT 1.5: participants.arm
+    null, engagement and retention over the enrolled with arm ``All``, CONSORT
+    stopping at enrolled.
     """
     rng = random.Random(seed)
-    people = []
-    for i in range(n_assessed):
-        consented = rng.random() < 0.8
-        p = {
-            "participant_key": f"p{seed}-{i:04d}",
-            "consented": consented,
-            "decline_reason": None
-            if consented
-            else rng.choice(["Not eligible", "Declined", "Declined", "Other", None]),
-            "age": rng.randint(18, 95),
-            "sex": rng.choices(SEX_WH + [None], [0.55, 0.42, 0.02, 0.01])[0],
-            "ethnicity": rng.choices(ETH_WH + [None], [0.2, 0.75, 0.04, 0.01])[0],
-            "race": rng.choices(RACES_WH + [None], RACE_P + [0.0])[0] if rng.random() > 0.01 else None,
-        }
-        p["randomized"] = consented and rng.random() < 0.93
-        p["arm"] = rng.choice(tables.ARMS) if p["randomized"] else None
-        p["scope2"] = p["randomized"] and rng.random() < 0.04
-        p["scope1"] = p["randomized"] and not p["scope2"] and rng.random() < 0.05
-        p["lost"] = p["randomized"] and rng.random() < 0.1
-        if p["arm"] == "Standard" or not p["randomized"]:
-            p["sessions"] = 0
-        else:
-            p["sessions"] = rng.choice([0, 0, 1, 2, 3, 4, 5])
-        p["linked"] = p["randomized"] and rng.random() < 0.45
-        p["init"] = p["linked"] and rng.random() < 0.5
-        p["eng"] = p["init"] and rng.random() < 0.6
-        p["admitted"] = p["linked"] or (p["randomized"] and rng.random() < 0.05)
-        people.append(p)
-
+    people = [_person(rng, seed, i, arms) for i in range(n_assessed)]
     published = [p for p in people if p["consented"] and not p["scope2"]]
     participants = pl.DataFrame(
         {k: [p[k] for p in published] for k in ("participant_key", "arm", "age", "sex", "ethnicity", "race")},
@@ -78,6 +148,8 @@ def synthetic_study(n_assessed: int, seed: int) -> dict[str, pl.DataFrame]:
             "race": pl.Utf8,
         },
     )
+    if not arms.randomized:
+        participants = participants.with_columns(pl.lit(None, dtype=pl.Utf8).alias("arm"))
     rand = [p for p in published if p["randomized"]]
     engagement = pl.DataFrame(
         {
@@ -90,77 +162,11 @@ def synthetic_study(n_assessed: int, seed: int) -> dict[str, pl.DataFrame]:
             "iet_engagement": [p["eng"] for p in rand],
         }
     )
-    adm = [p for p in rand if p["admitted"]]
-    ret_rows = []
-    for p in adm:
-        days = rng.choice([rng.randint(0, 40), rng.randint(0, 120), rng.randint(20, 200)])
-        censored = rng.random() < 0.25
-        ret_rows.append(
-            {
-                "participant_key": p["participant_key"],
-                "arm": p["arm"],
-                "days_in_treatment": days,
-                "censored": censored,
-                "dropped_out": (not censored) and rng.random() < 0.5,
-            }
-        )
-    retention = pl.DataFrame(
-        ret_rows,
-        schema={
-            "participant_key": pl.Utf8,
-            "arm": pl.Utf8,
-            "days_in_treatment": pl.Int64,
-            "censored": pl.Boolean,
-            "dropped_out": pl.Boolean,
-        },
-    )
-
-    flow = [{"stage": "assessed", "arm": "All", "n": len(people), "reason": None}]
-    not_consented = [p for p in people if not p["consented"]]
-    for reason in ["Not eligible", "Declined", "Other"]:
-        flow.append(
-            {
-                "stage": "excluded",
-                "arm": "All",
-                "reason": reason,
-                "n": sum(p["decline_reason"] == reason for p in not_consented),
-            }
-        )
-    nr = sum(p["decline_reason"] is None for p in not_consented)
-    if nr:
-        flow.append({"stage": "excluded", "arm": "All", "reason": "Not recorded", "n": nr})
-    flow.append(
-        {
-            "stage": "excluded",
-            "arm": "All",
-            "reason": "Not randomized",
-            "n": sum(p["consented"] and not p["randomized"] for p in people),
-        }
-    )
-    randomized = [p for p in people if p["randomized"]]
-    flow.append({"stage": "randomized", "arm": "All", "n": len(randomized), "reason": None})
-    for stage, pred in [
-        ("allocated", lambda p: True),
-        ("received_intervention", lambda p: p["arm"] == "Standard" or p["sessions"] >= 1),
-        ("lost_to_followup", lambda p: p["lost"]),
-        ("withdrew", lambda p: p["scope1"] or p["scope2"]),
-        ("analysed", lambda p: not p["scope2"]),
-    ]:
-        for arm in tables.ARMS:
-            flow.append(
-                {
-                    "stage": stage,
-                    "arm": arm,
-                    "reason": None,
-                    "n": sum(1 for p in randomized if p["arm"] == arm and pred(p)),
-                }
-            )
-    consort = pl.DataFrame(flow, schema={"stage": pl.Utf8, "arm": pl.Utf8, "n": pl.Int64, "reason": pl.Utf8})
     return {
         "participants": participants,
         "engagement": engagement,
-        "retention": retention,
-        "consort_flow": consort,
+        "retention": _retention_frame(rng, rand),
+        "consort_flow": _consort_frame(people, arms),
     }
 
 
@@ -381,7 +387,7 @@ def test_engagement_by_arm_counts_and_exact_pct():
         schema=["arm", "sessions_attended", "attended_any", "linked", "iet_initiation", "iet_engagement"],
         orient="row",
     )
-    out = tables.engagement_by_arm(eng)
+    out = tables.engagement_by_arm(eng, ARMS)
     assert out["arm"].to_list() == ["SBCM", "MI", "Standard", "All"]
     assert out.columns == list(tables.ENGAGEMENT_SCHEMA)
     sbcm, mi, std, all_ = out.iter_rows(named=True)
@@ -411,7 +417,7 @@ def test_retention_by_arm_km_and_median():
         ("MI", 70, True, False),
     ]
     ret = pl.DataFrame(rows, schema=["arm", "days_in_treatment", "censored", "dropped_out"], orient="row")
-    out = tables.retention_by_arm(ret)
+    out = tables.retention_by_arm(ret, ARMS)
     assert out.columns == list(tables.RETENTION_SCHEMA)
     sbcm, mi, std, all_ = out.iter_rows(named=True)
     assert sbcm["admitted"] == 10 and sbcm["dropped_out_n"] == 5 and sbcm["dropped_out_pct"] == 50.0
@@ -430,14 +436,14 @@ def test_retention_by_arm_km_and_median():
     assert std["admitted"] == 0 and std["km_30"] is None and std["median_days_in_treatment"] is None
     assert all_["admitted"] == 14
     # inclusive=False gives the plain S(30)
-    plain = tables.retention_by_arm(ret, inclusive=False)
+    plain = tables.retention_by_arm(ret, ARMS, inclusive=False)
     assert plain["km_30"][0] == 0.4
 
 
 def test_retention_km_matches_retained_share_without_censoring():
     study = synthetic_study(400, seed=11)
     ret = study["retention"].with_columns(pl.lit(False).alias("censored"))
-    out = tables.retention_by_arm(ret)
+    out = tables.retention_by_arm(ret, ARMS)
     for row in out.iter_rows(named=True):
         g = ret if row["arm"] == "All" else ret.filter(pl.col("arm") == row["arm"])
         for d in (30, 60, 90):
@@ -468,43 +474,49 @@ def _rank(rows: list[dict], nvars: int) -> int:
     return rank
 
 
-def _attacker_equations(pub: dict[str, pl.DataFrame]) -> list[list[tuple[tuple, int]]]:
-    """Every exact relation a reader knows among the published files, written out by hand.
-
-    Each equation: [(cell, coefficient)] summing to zero; cell = (file, row key, column).
-    """
-    eqs = []
-    arms = list(tables.ARMS)
-    for file, cols in (
-        ("engagement_by_arm", tables.ENGAGEMENT_COUNTS),
-        ("retention_by_arm", tables.RETENTION_COUNTS),
-    ):
-        for c in cols:
-            eqs.append([((file, ("All",), c), 1)] + [((file, (a,), c), -1) for a in arms])
-    cf = pub["consort_flow"]
+def _consort_equations(cf: pl.DataFrame, arms: StudyArms) -> list[list[tuple[tuple, int]]]:
     excluded = [r for r in cf.select("stage", "arm", "reason").iter_rows() if r[0] == "excluded"]
-    eqs.append(
+    top = ("randomized", "All", None) if arms.randomized else ("enrolled", "All", None)
+    eqs = [
         [(("consort_flow", ("assessed", "All", None), "n"), 1)]
         + [(("consort_flow", k, "n"), -1) for k in excluded]
-        + [(("consort_flow", ("randomized", "All", None), "n"), -1)]
-    )
-    eqs.append(
-        [(("consort_flow", ("randomized", "All", None), "n"), 1)]
-        + [(("consort_flow", ("allocated", a, None), "n"), -1) for a in arms]
-    )
-    eqs.append(
-        [
-            (("consort_flow", ("allocated", "Standard", None), "n"), 1),
-            (("consort_flow", ("received_intervention", "Standard", None), "n"), -1),
-        ]
-    )
-    for a in arms:
+        + [(("consort_flow", top, "n"), -1)]
+    ]
+    if arms.randomized:
+        eqs.append(
+            [(("consort_flow", ("randomized", "All", None), "n"), 1)]
+            + [(("consort_flow", ("allocated", a, None), "n"), -1) for a in arms.labels]
+        )
+    for a in arms.labels:
+        if a in arms.by_allocation:
+            eqs.append(
+                [
+                    (("consort_flow", ("allocated", a, None), "n"), 1),
+                    (("consort_flow", ("received_intervention", a, None), "n"), -1),
+                ]
+            )
         eqs.append(
             [
                 (("engagement_by_arm", (a,), "randomized"), 1),
                 (("consort_flow", ("analysed", a, None), "n"), -1),
             ]
         )
+    return eqs
+
+
+def _attacker_equations(pub: dict[str, pl.DataFrame], arms: StudyArms = CONTRACT_ARMS) -> list[list[tuple[tuple, int]]]:
+    """Every exact relation a reader knows among the published files, written out by hand.
+
+    Each equation: [(cell, coefficient)] summing to zero; cell = (file, row key, column).
+    """
+    eqs = []
+    for file, cols in (
+        ("engagement_by_arm", tables.ENGAGEMENT_COUNTS),
+        ("retention_by_arm", tables.RETENTION_COUNTS),
+    ):
+        for c in cols if arms.randomized else ():
+            eqs.append([((file, ("All",), c), 1)] + [((file, (a,), c), -1) for a in arms.labels])
+    eqs += _consort_equations(pub["consort_flow"], arms)
     T = "Total"
     N = "nih"
     for r in nih.RACES:
@@ -516,21 +528,19 @@ def _attacker_equations(pub: dict[str, pl.DataFrame]) -> list[list[tuple[tuple, 
         for s in nih.SEXES:
             eqs.append([((N, (e, T, s), "n"), 1)] + [((N, (e, r, s), "n"), -1) for r in nih.RACES])
     eqs.append([((N, (T, T, T), "n"), 1)] + [((N, (T, r, T), "n"), -1) for r in nih.RACES])
-    # consented minus scope 2 = randomized minus scope 2 + consented not randomized (none of them erased here)
+    # consented minus scope 2 = randomized minus scope 2 + consented not randomized (none of them erased here);
+    # without arms: consented minus scope 2 = the enrolled of engagement_by_arm
     eqs.append(
-        [
-            ((N, (T, T, T), "n"), 1),
-            (("engagement_by_arm", ("All",), "randomized"), -1),
-            (("consort_flow", ("excluded", "All", "Not randomized"), "n"), -1),
-        ]
+        [((N, (T, T, T), "n"), 1), (("engagement_by_arm", ("All",), "randomized"), -1)]
+        + ([(("consort_flow", ("excluded", "All", "Not randomized"), "n"), -1)] if arms.randomized else [])
     )
     return eqs
 
 
-def _attacker_inequalities() -> list[list[tuple[tuple, int]]]:
+def _attacker_inequalities(arms: StudyArms = CONTRACT_ARMS) -> list[list[tuple[tuple, int]]]:
     """Known orderings (sum coef*cell <= 0): a part never exceeds its whole."""
     ineq = []
-    for a in (*tables.ARMS, "All"):
+    for a in arms.rows:
         e = "engagement_by_arm"
         for c in ("attended_any_n", "linked_n", "iet_initiation_n"):
             ineq.append([((e, (a,), c), 1), ((e, (a,), "randomized"), -1)])
@@ -542,7 +552,11 @@ def _attacker_inequalities() -> list[list[tuple[tuple, int]]]:
         ineq.append(
             [(("engagement_by_arm", (a,), "linked_n"), 1), (("retention_by_arm", (a,), "admitted"), -1)]
         )
-    for a in tables.ARMS:
+    if not arms.randomized:  # the enrolled minus scope-2 withdrawals <= the enrolled
+        ineq.append(
+            [(("engagement_by_arm", ("All",), "randomized"), 1), (("consort_flow", ("enrolled", "All", None), "n"), -1)]
+        )
+    for a in arms.labels:
         for st in ("received_intervention", "lost_to_followup", "withdrew", "analysed"):
             ineq.append(
                 [
@@ -584,10 +598,10 @@ def _published_and_truth(pub, true):
     return shown, truth
 
 
-def _attack(shown: dict, truth: dict, use_milp: bool) -> list:
+def _attack(shown: dict, truth: dict, use_milp: bool, arms: StudyArms = CONTRACT_ARMS) -> list:
     hidden = sorted((c for c, v in shown.items() if v is None), key=str)
     index = {c: i for i, c in enumerate(hidden)}
-    eqs = _attacker_equations({"consort_flow": _consort_keys_frame(shown)})
+    eqs = _attacker_equations({"consort_flow": _consort_keys_frame(shown)}, arms)
     rows, rhs = [], []
     for eq in eqs:
         row, const = {}, 0
@@ -617,7 +631,7 @@ def _attack(shown: dict, truth: dict, use_milp: bool) -> list:
                 a_eq[r, j] = v
         cons = [LinearConstraint(a_eq, np.array(rhs, float), np.array(rhs, float))]
         iq_rows, iq_ub = [], []
-        for iq in _attacker_inequalities():
+        for iq in _attacker_inequalities(arms):
             row, const = np.zeros(len(hidden)), 0
             for cell, coef in iq:
                 if cell in index:
@@ -648,11 +662,13 @@ def _consort_keys_frame(shown: dict) -> pl.DataFrame:
     return pl.DataFrame(keys, schema=["stage", "arm", "reason"], orient="row")
 
 
-def _public_extract(study, min_cell):
-    eng = tables.engagement_by_arm(study["engagement"])
-    ret = tables.retention_by_arm(study["retention"])
+def _public_extract(study, min_cell, arms: StudyArms = CONTRACT_ARMS):
+    eng = tables.engagement_by_arm(study["engagement"], arms.labels)
+    ret = tables.retention_by_arm(study["retention"], arms.labels)
     grid = nih.nih_enrollment(study["participants"])
-    pub, counts = suppression.suppress_extract(study["consort_flow"], eng, ret, grid, min_cell=min_cell)
+    pub, counts = suppression.suppress_extract(
+        study["consort_flow"], eng, ret, grid, min_cell=min_cell, arms=arms.labels, by_allocation=arms.by_allocation
+    )
     true = {
         "consort_flow": study["consort_flow"].select("stage", "arm", "n", "reason"),
         "engagement_by_arm": eng,
@@ -668,9 +684,13 @@ def _public_extract(study, min_cell):
     [(150, 1, 10), (260, 2, 10), (90, 5, 10), (400, 7, 5), (600, 13, 10), (900, 1002, 3)],
 )
 def test_public_suppression_withstands_attack(n_assessed, seed, min_cell):
+    check_public_suppression(synthetic_study(n_assessed, seed), min_cell, CONTRACT_ARMS)
+
+
+def check_public_suppression(study: dict, min_cell: int, arms: StudyArms) -> dict[str, pl.DataFrame]:
+    """The public extract of ``study`` withstands the attack; returns the published tables."""
     import scipy  # noqa: F401  (locked: great-expectations depends on it)
-    study = synthetic_study(n_assessed, seed)
-    pub, counts, true = _public_extract(study, min_cell)
+    pub, counts, true = _public_extract(study, min_cell, arms)
     shown, truth = _published_and_truth(pub, true)
     hidden = [c for c, v in shown.items() if v is None]
     assert hidden, "the synthetic study should trigger suppression"
@@ -681,7 +701,7 @@ def test_public_suppression_withstands_attack(n_assessed, seed, min_cell):
             assert v == truth[cell]
     assert all(truth[c] >= 1 for c in hidden)
     # nothing recoverable, by rank (exact rationals) and by integer programming with bounds and orderings
-    assert _attack(shown, truth, use_milp=True) == []
+    assert _attack(shown, truth, use_milp=True, arms=arms) == []
     # derived values are hidden with their counts
     for file, derived in (
         ("engagement_by_arm", tables.ENGAGEMENT_DERIVED),
@@ -703,6 +723,7 @@ def test_public_suppression_withstands_attack(n_assessed, seed, min_cell):
     assert counts["engagement_by_arm"] == emptied
     assert pub["nih_inclusion_enrollment"].height == 63
     assert pub["consort_flow"].columns == ["stage", "arm", "n", "reason"]
+    return pub
 
 
 def test_line_rule_alone_is_not_enough(monkeypatch):
@@ -748,7 +769,7 @@ def test_suppression_rules_on_small_tables():
         ("n",),
         {"pct": ("n",)},
     )
-    rels = suppression.arm_total_relations(t, ["n"])
+    rels = suppression.arm_total_relations(t, ["n"], ARMS)
     out, counts = suppression.suppress([t], rels, 10)
     # the total equals the single suppressed cell: suppressed too (5 is primary anyway); zeros stay
     assert out["t"]["n"].to_list() == [None, 0, 0, None]
@@ -758,14 +779,14 @@ def test_suppression_rules_on_small_tables():
     t2 = suppression.CountTable(
         "t2", pl.DataFrame({"arm": ["SBCM", "MI", "Standard", "All"], "n": [3, 40, 25, 68]}), ("arm",), ("n",)
     )
-    out2, c2 = suppression.suppress([t2], suppression.arm_total_relations(t2, ["n"]), 10)
+    out2, c2 = suppression.suppress([t2], suppression.arm_total_relations(t2, ["n"], ARMS), 10)
     assert out2["t2"]["n"].to_list() == [None, 40, None, 68]  # complement = smallest non-zero (25)
     assert c2 == {"t2": 2}
     # a big total that is the only other non-zero cell of the line gets suppressed
     t3 = suppression.CountTable(
         "t3", pl.DataFrame({"arm": ["SBCM", "MI", "Standard", "All"], "n": [12, 0, 0, 12]}), ("arm",), ("n",)
     )
-    out3, _ = suppression.suppress([t3], suppression.arm_total_relations(t3, ["n"]), 10)
+    out3, _ = suppression.suppress([t3], suppression.arm_total_relations(t3, ["n"], ARMS), 10)
     assert out3["t3"]["n"].to_list() == [12, 0, 0, 12]
     # an unknown cell in a relation is an error
     with pytest.raises(ValueError):
@@ -871,8 +892,8 @@ def test_k_anonymize_drops_when_blanking_cannot_help():
 def test_workbook_is_deterministic():
     study = synthetic_study(200, 8)
     sheets = {
-        "engagement_by_arm": tables.engagement_by_arm(study["engagement"]),
-        "retention_by_arm": tables.retention_by_arm(study["retention"]),
+        "engagement_by_arm": tables.engagement_by_arm(study["engagement"], ARMS),
+        "retention_by_arm": tables.retention_by_arm(study["retention"], ARMS),
         "consort_flow": study["consort_flow"],
         "nih_inclusion_enrollment": nih.nih_enrollment(study["participants"]),
     }
@@ -927,8 +948,8 @@ class _Counter(HTMLParser):
 
 def _report_context(audience: str):
     study = synthetic_study(260, 2)
-    eng = tables.engagement_by_arm(study["engagement"])
-    ret = tables.retention_by_arm(study["retention"])
+    eng = tables.engagement_by_arm(study["engagement"], ARMS)
+    ret = tables.retention_by_arm(study["retention"], ARMS)
     grid = nih.nih_enrollment(study["participants"])
     consort = study["consort_flow"]
     alliance = pl.DataFrame(
@@ -941,7 +962,7 @@ def _report_context(audience: str):
     )
     counts = {}
     if audience == "public":
-        pub, counts = suppression.suppress_extract(consort, eng, ret, grid, 10)
+        pub, counts = suppression.suppress_extract(consort, eng, ret, grid, 10, arms=ARMS, by_allocation={"Standard"})
         consort, eng, ret = pub["consort_flow"], pub["engagement_by_arm"], pub["retention_by_arm"]
         grid = pl.concat([pub["nih_inclusion_enrollment"], pub["nih_totals"]])
     return {
@@ -951,10 +972,11 @@ def _report_context(audience: str):
         "engagement_by_arm": eng,
         "retention_by_arm": ret,
         "nih_grid": grid,
-        "km_curves": tables.km_curves_by_arm(study["retention"]),
+        "km_curves": tables.km_curves_by_arm(study["retention"], ARMS),
         "alliance_by_session": alliance,
         "min_cell": 10,
         "suppressed_counts": counts,
+        "arms": CONTRACT_ARMS,
     }
 
 
@@ -996,6 +1018,6 @@ def test_alliance_by_session_helper():
         }
     )
     arm_of = pl.DataFrame({"participant_key": ["a", "b", "c", "d"], "arm": ["SBCM", "SBCM", "MI", "MI"]})
-    out = tables.alliance_by_session(scores, arm_of)
+    out = tables.alliance_by_session(scores, arm_of, ARMS)
     assert out.rows() == [("SBCM", 1, 2, 40.5), ("SBCM", 2, 1, 44.0), ("MI", 1, 1, 30.0), ("MI", 2, 1, 33.5)]
-    assert tables.alliance_by_session(scores, arm_of, min_n=2).rows() == [("SBCM", 1, 2, 40.5)]
+    assert tables.alliance_by_session(scores, arm_of, ARMS, min_n=2).rows() == [("SBCM", 1, 2, 40.5)]

@@ -7,6 +7,7 @@ is rational, fixed rounding where it is not) and the same bytes.
 
 Modules:
 
+* ``arms``         the study's arms from its profile (labels, by-allocation arms, colours).
 * ``nih``          NIH Inclusion Enrollment Report grid (63 cells) and its layout.
 * ``survival``     Kaplan-Meier with Greenwood variance and log-log limits.
 * ``tables``       engagement_by_arm, retention_by_arm, alliance by session.

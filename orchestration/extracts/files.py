@@ -14,6 +14,7 @@ from datetime import datetime
 import polars as pl
 
 from orchestration.extracts import kanon, nih, report, suppression, tables, workbook
+from orchestration.extracts.arms import NOT_RANDOMIZED, StudyArms
 
 QUASI = ("age_band", "sex", "race", "ethnicity")
 
@@ -24,18 +25,28 @@ def _csv(df: pl.DataFrame) -> bytes:
     return buf.getvalue()
 
 
-def extract_files(t: dict[str, pl.DataFrame], *, audience: str, as_of: datetime, min_cell: int,
+def participant_rows(level: pl.DataFrame, arms: StudyArms) -> pl.DataFrame:
+    """The participant-level rows as published: in a study without arms every row's arm says
+    ``Not randomized`` (the analyst table's arm is null there)."""
+    if arms.randomized:
+        return level
+    return level.with_columns(pl.lit(NOT_RANDOMIZED, dtype=pl.Utf8).alias("arm"))
+
+
+def extract_files(t: dict[str, pl.DataFrame], *, arms: StudyArms, audience: str, as_of: datetime, min_cell: int,
                   k_anon: int) -> tuple[dict[str, bytes], dict]:
+    """Every file of the extract; ``arms`` are the study profile's (``StudyArms.from_profile``)."""
     consort = t["consort_flow"].sort("stage_order", "arm_order", "reason_order", "reason", nulls_last=True) \
         .select("stage", "arm", "n", "reason")
     grid = nih.nih_enrollment(t["participants"])
-    engagement = tables.engagement_by_arm(t["engagement"])
-    retention = tables.retention_by_arm(t["retention"])
+    engagement = tables.engagement_by_arm(t["engagement"], arms.labels)
+    retention = tables.retention_by_arm(t["retention"], arms.labels)
     facts: dict = {"row_counts": {}, "disclosure_control": {}}
     files: dict[str, bytes] = {}
     public = audience == "public"
     if public:
-        out, counts = suppression.suppress_extract(consort, engagement, retention, grid, min_cell)
+        out, counts = suppression.suppress_extract(consort, engagement, retention, grid, min_cell,
+                                                   arms=arms.labels, by_allocation=arms.by_allocation)
         consort, engagement, retention = out["consort_flow"], out["engagement_by_arm"], out["retention_by_arm"]
         grid_for_report = pl.concat([out["nih_inclusion_enrollment"], out["nih_totals"]])
         grid = out["nih_inclusion_enrollment"]
@@ -44,15 +55,16 @@ def extract_files(t: dict[str, pl.DataFrame], *, audience: str, as_of: datetime,
         suppressed = counts
     else:
         grid_for_report = grid
-        curves = tables.km_curves_by_arm(t["retention"])
-        level, altered, dropped = kanon.k_anonymize(t["participant_level"], quasi=QUASI, k=k_anon)
+        curves = tables.km_curves_by_arm(t["retention"], arms.labels)
+        level = participant_rows(t["participant_level"], arms)
+        level, altered, dropped = kanon.k_anonymize(level, quasi=QUASI, k=k_anon)
         level = level.sort("share_id")
         files["participant_level.csv"] = _csv(level)
         facts["row_counts"]["participant_level.csv"] = level.height
         facts["disclosure_control"] = {"k_anonymity": {"k": k_anon, "quasi_identifiers": list(QUASI),
                                                        "records_altered": altered, "records_dropped": dropped}}
         suppressed = {}
-    alliance = tables.alliance_by_session(t["alliance_scores"], t["engagement"], respondent="client",
+    alliance = tables.alliance_by_session(t["alliance_scores"], t["engagement"], arms.labels, respondent="client",
                                           min_n=min_cell + 1 if public else 1)
     aggregates = {
         "nih_inclusion_enrollment": grid,
@@ -70,7 +82,7 @@ def extract_files(t: dict[str, pl.DataFrame], *, audience: str, as_of: datetime,
     files["tables.xlsx"] = workbook.workbook_bytes(aggregates, notes=notes, title=f"Alliance {audience} extract")
     html = report.report_html(report.ReportContext(
         as_of=as_of.isoformat(), audience=audience, consort_flow=consort, engagement_by_arm=engagement,
-        retention_by_arm=retention, nih_grid=grid_for_report, km_curves=curves, alliance_by_session=alliance,
+        retention_by_arm=retention, nih_grid=grid_for_report, arms=arms, km_curves=curves, alliance_by_session=alliance,
         min_cell=min_cell, suppressed_counts=suppressed,
     ))
     files["report.html"] = html.encode("utf-8")

@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from . import nih as nihmod
-from .tables import ARMS, KM_DAYS
+from .arms import StudyArms
+from .tables import KM_DAYS
 
 DASH = "\u2014"
-COLORS = {"SBCM": "#1b6ca8", "MI": "#c2410c", "Standard": "#3f7d20", "All": "#555555"}
 
 
 @dataclass
@@ -41,6 +41,7 @@ class ReportContext:
     engagement_by_arm: pl.DataFrame
     retention_by_arm: pl.DataFrame
     nih_grid: pl.DataFrame
+    arms: StudyArms
     km_curves: Mapping[str, pl.DataFrame] = field(default_factory=dict)
     alliance_by_session: pl.DataFrame | None = None
     min_cell: int = 10
@@ -102,25 +103,28 @@ def _n_text(v) -> str:
     return f"n = {_num(v)}"
 
 
-def consort_svg(consort: pl.DataFrame, arms: Sequence[str] = ARMS) -> str:
-    """The CONSORT flow diagram as an SVG element."""
-    width, colw, gap = 900, 270, 30
+_ARROWHEAD = (
+    '<defs><marker id="arrowhead" markerWidth="10" markerHeight="7" refX="9" refY="3.5" orient="auto">'
+    '<polygon points="0 0, 10 3.5, 0 7" fill="#333"/></marker></defs>'
+)
+
+
+def _consort_enrollment(consort: pl.DataFrame, width: float, stage: str, title: str) -> tuple[list[str], float]:
+    """Assessed, Excluded (by reason) beside the arrow, and the box of ``stage`` under them
+    (``randomized``, or ``enrolled`` in a study without arms); returns the parts and that box's bottom."""
     assessed = _consort_n(consort, "assessed")
-    randomized = _consort_n(consort, "randomized")
+    below = _consort_n(consort, stage)
     excl = consort.filter(pl.col("stage") == "excluded")
     excl_lines = [
         f"{r} ({_n_text(n)})" for r, n in zip(excl["reason"].to_list(), excl["n"].to_list(), strict=True)
     ]
-    if assessed is not None and randomized is not None:
-        excl_total = assessed - randomized
+    if assessed is not None and below is not None:
+        excl_total = assessed - below
     elif excl.height and excl["n"].null_count() == 0:
         excl_total = int(excl["n"].sum())
     else:
         excl_total = None
-    parts = [
-        '<defs><marker id="arrowhead" markerWidth="10" markerHeight="7" refX="9" refY="3.5" orient="auto">'
-        '<polygon points="0 0, 10 3.5, 0 7" fill="#333"/></marker></defs>'
-    ]
+    parts = [_ARROWHEAD]
     cx = width / 2
     top_w, top_h = 300, 44
     parts.append(_box(cx - top_w / 2, 10, top_w, top_h, ["Assessed for eligibility", _n_text(assessed)]))
@@ -129,54 +133,63 @@ def consort_svg(consort: pl.DataFrame, arms: Sequence[str] = ARMS) -> str:
     parts.append(
         _box(ex_x, ex_y, width - ex_x - 10, ex_h, [f"Excluded ({_n_text(excl_total)})", *excl_lines])
     )
-    rand_y = ex_y + ex_h + 30
+    below_y = ex_y + ex_h + 30
     parts.append(
-        f'<line class="arrow" x1="{_f(cx)}" y1="{_f(10 + top_h)}" x2="{_f(cx)}" y2="{_f(rand_y)}" '
+        f'<line class="arrow" x1="{_f(cx)}" y1="{_f(10 + top_h)}" x2="{_f(cx)}" y2="{_f(below_y)}" '
         'marker-end="url(#arrowhead)"/>'
     )
     parts.append(_arrow(cx, ex_y + ex_h / 2, ex_x, ex_y + ex_h / 2))
-    parts.append(_box(cx - top_w / 2, rand_y, top_w, top_h, ["Randomized", _n_text(randomized)]))
-    branch_y = rand_y + top_h + 20
-    x0 = (width - (len(arms) * colw + (len(arms) - 1) * gap)) / 2
-    centers = [x0 + i * (colw + gap) + colw / 2 for i in range(len(arms))]
-    parts.append(
-        f'<line class="arrow" x1="{_f(cx)}" y1="{_f(rand_y + top_h)}" x2="{_f(cx)}" y2="{_f(branch_y)}"/>'
-    )
-    if centers:
+    parts.append(_box(cx - top_w / 2, below_y, top_w, top_h, [title, _n_text(below)]))
+    return parts, below_y + top_h
+
+
+def _consort_arm(consort: pl.DataFrame, arm: str, c: float, colw: float, branch_y: float) -> tuple[list[str], float]:
+    """One arm's column: Allocated, Received intervention, Follow-up, Analysed; returns the parts and the bottom."""
+    x, bh = c - colw / 2, 44
+    y_stages = [branch_y + 30, branch_y + 30 + bh + 30, branch_y + 30 + 2 * (bh + 30), 0.0]
+    y_stages[3] = y_stages[2] + 60 + 30
+    lost = _consort_n(consort, "lost_to_followup", arm)
+    withdrew = _consort_n(consort, "withdrew", arm)
+    follow_up = ["Follow-up", f"Lost to follow-up ({_n_text(lost)})", f"Withdrew ({_n_text(withdrew)})"]
+    return [
+        _arrow(c, branch_y, c, y_stages[0]),
+        _box(x, y_stages[0], colw, bh, [f"Allocated to {arm}", _n_text(_consort_n(consort, "allocated", arm))],
+             "box arm"),
+        _arrow(c, y_stages[0] + bh, c, y_stages[1]),
+        _box(x, y_stages[1], colw, bh,
+             ["Received intervention", _n_text(_consort_n(consort, "received_intervention", arm))]),
+        _arrow(c, y_stages[1] + bh, c, y_stages[2]),
+        _box(x, y_stages[2], colw, 60, follow_up),
+        _arrow(c, y_stages[2] + 60, c, y_stages[3]),
+        _box(x, y_stages[3], colw, bh, ["Analysed", _n_text(_consort_n(consort, "analysed", arm))]),
+    ], y_stages[3] + bh
+
+
+def consort_svg(consort: pl.DataFrame, arms: Sequence[str]) -> str:
+    """The CONSORT flow diagram as an SVG element: Enrollment, then Allocation, Follow-up and Analysis per
+    arm (the profile's order); a study without arms (``arms`` empty) stops at Enrolled."""
+    colw, gap = 270, 30
+    width = max(900, len(arms) * colw + (len(arms) - 1) * gap + 20)
+    cx = width / 2
+    if not arms:
+        parts, bottom = _consort_enrollment(consort, width, "enrolled", "Enrolled")
+    else:
+        parts, bottom = _consort_enrollment(consort, width, "randomized", "Randomized")
+        branch_y = bottom + 20
+        x0 = (width - (len(arms) * colw + (len(arms) - 1) * gap)) / 2
+        centers = [x0 + i * (colw + gap) + colw / 2 for i in range(len(arms))]
+        parts.append(f'<line class="arrow" x1="{_f(cx)}" y1="{_f(bottom)}" x2="{_f(cx)}" y2="{_f(branch_y)}"/>')
         parts.append(
             f'<line class="arrow" x1="{_f(centers[0])}" y1="{_f(branch_y)}" x2="{_f(centers[-1])}" '
             f'y2="{_f(branch_y)}"/>'
         )
-    bh = 44
-    y_stages = [branch_y + 30, branch_y + 30 + bh + 30, branch_y + 30 + 2 * (bh + 30) + 0, 0]
-    y_stages[3] = y_stages[2] + 60 + 30
-    for arm, c in zip(arms, centers, strict=True):
-        x = c - colw / 2
-        alloc = _consort_n(consort, "allocated", arm)
-        recv = _consort_n(consort, "received_intervention", arm)
-        lost = _consort_n(consort, "lost_to_followup", arm)
-        withdrew = _consort_n(consort, "withdrew", arm)
-        analysed = _consort_n(consort, "analysed", arm)
-        parts.append(_arrow(c, branch_y, c, y_stages[0]))
-        parts.append(_box(x, y_stages[0], colw, bh, [f"Allocated to {arm}", _n_text(alloc)], "box arm"))
-        parts.append(_arrow(c, y_stages[0] + bh, c, y_stages[1]))
-        parts.append(_box(x, y_stages[1], colw, bh, ["Received intervention", _n_text(recv)]))
-        parts.append(_arrow(c, y_stages[1] + bh, c, y_stages[2]))
-        parts.append(
-            _box(
-                x,
-                y_stages[2],
-                colw,
-                60,
-                ["Follow-up", f"Lost to follow-up ({_n_text(lost)})", f"Withdrew ({_n_text(withdrew)})"],
-            )
-        )
-        parts.append(_arrow(c, y_stages[2] + 60, c, y_stages[3]))
-        parts.append(_box(x, y_stages[3], colw, bh, ["Analysed", _n_text(analysed)]))
-    height = y_stages[3] + bh + 10
+        for arm, c in zip(arms, centers, strict=True):
+            column, bottom = _consort_arm(consort, arm, c, colw, branch_y)
+            parts += column
+    height = bottom + 10
     return (
-        f'<svg class="consort" role="img" aria-label="CONSORT flow diagram" width="{width}" height="{_f(height)}" '
-        f'viewBox="0 0 {width} {_f(height)}">\n' + "\n".join(parts) + "\n</svg>"
+        f'<svg class="consort" role="img" aria-label="CONSORT flow diagram" width="{_f(width)}" '
+        f'height="{_f(height)}" viewBox="0 0 {_f(width)} {_f(height)}">\n' + "\n".join(parts) + "\n</svg>"
     )
 
 
@@ -259,7 +272,7 @@ def _nice_day_max(tmax: float) -> int:
     return int(max(90, math.ceil(max(tmax, 1) / 30) * 30))
 
 
-def km_svg(curves: Mapping[str, pl.DataFrame]) -> str:
+def km_svg(curves: Mapping[str, pl.DataFrame], arms: StudyArms) -> str:
     """Kaplan-Meier step curves by arm, with axes, legend and dashed marks at 30/60/90 days."""
     tmax = max((float(c["t"].max()) for c in curves.values() if c.height), default=90.0)
     ax = _Axes(x_range=(0.0, float(_nice_day_max(tmax))), y_range=(0.0, 1.0))
@@ -278,7 +291,7 @@ def km_svg(curves: Mapping[str, pl.DataFrame]) -> str:
             )
     legend = []
     for arm, curve in curves.items():
-        color = COLORS.get(arm, "#000")
+        color = arms.color(arm)
         pts = [f"M{_f(ax.x(0))},{_f(ax.y(1))}"]
         s_prev = 1.0
         for t, s in zip(curve["t"].to_list(), curve["survival"].to_list(), strict=True):
@@ -295,7 +308,7 @@ def km_svg(curves: Mapping[str, pl.DataFrame]) -> str:
     return ax.svg("km", "Kaplan-Meier retention in treatment by arm", body)
 
 
-def km_points_svg(retention_by_arm: pl.DataFrame) -> str:
+def km_points_svg(retention_by_arm: pl.DataFrame, arms: StudyArms) -> str:
     """Published KM estimates at 30/60/90 days (with limits) by arm; arms with suppressed estimates left out."""
     ax = _Axes(x_range=(0.0, 90.0), y_range=(0.0, 1.0))
     body = ax.frame(
@@ -306,16 +319,17 @@ def km_points_svg(retention_by_arm: pl.DataFrame) -> str:
         lambda v: f"{v:.2f}",
     )
     legend = []
+    mid = (retention_by_arm.height - 1) / 2
     for i, row in enumerate(retention_by_arm.iter_rows(named=True)):
         arm = row["arm"]
-        if arm == "All":
+        if arm not in arms.plotted:
             continue
         pts = [(0.0, 1.0)] + [(float(d), row.get(f"km_{d}")) for d in KM_DAYS]
         pts = [(d, s) for d, s in pts if s is not None]
         if len(pts) < 2:
             continue
-        color = COLORS.get(arm, "#000")
-        off = (i - 1.5) * 1.2
+        color = arms.color(arm)
+        off = (i - mid) * 1.2
         body.append(
             f'<polyline class="km" data-arm="{_e(arm)}" fill="none" stroke="{color}" stroke-width="2" '
             f'points="{" ".join(f"{_f(ax.x(d))},{_f(ax.y(s))}" for d, s in pts)}"/>'
@@ -332,7 +346,7 @@ def km_points_svg(retention_by_arm: pl.DataFrame) -> str:
     return ax.svg("km", "Kaplan-Meier retention in treatment by arm at 30, 60 and 90 days", body)
 
 
-def alliance_svg(alliance: pl.DataFrame) -> str:
+def alliance_svg(alliance: pl.DataFrame, arms: StudyArms) -> str:
     """Mean client alliance total by session number, one line per arm."""
     if alliance.height == 0:
         ax = _Axes(x_range=(1, 5), y_range=(0, 1))
@@ -355,12 +369,10 @@ def alliance_svg(alliance: pl.DataFrame) -> str:
         lambda v: _num(round(v, 6)) if isinstance(v, float) else _num(v),
     )
     legend = []
-    arms = [
-        a for a in (*ARMS, *sorted(set(alliance["arm"].to_list()) - set(ARMS))) if a in set(alliance["arm"])
-    ]
-    for arm in arms:
+    present = set(alliance["arm"].to_list())
+    for arm in [a for a in arms.plotted if a in present]:
         g = alliance.filter(pl.col("arm") == arm).sort("session_number")
-        color = COLORS.get(arm, "#000")
+        color = arms.color(arm)
         pts = list(zip(g["session_number"].to_list(), g["mean_total"].to_list(), strict=True))
         body.append(
             f'<polyline class="alliance-line" data-arm="{_e(arm)}" fill="none" stroke="{color}" '
@@ -502,14 +514,14 @@ def report_html(context: ReportContext | Mapping) -> str:
         "reached or an estimate beyond follow-up, a confidence limit where the estimate is 1 or 0.</p>"
     )
     if public:
-        km_part = km_points_svg(c.retention_by_arm)
+        km_part = km_points_svg(c.retention_by_arm, c.arms)
         km_caption = (
             "Kaplan-Meier probability of still being in treatment at 30, 60 and 90 days by arm, with 95% "
             "confidence limits (Greenwood, log-log); published estimates only."
         )
     else:
-        curves = {a: cv for a, cv in c.km_curves.items() if a != "All"}
-        km_part = km_svg(curves)
+        curves = {a: c.km_curves[a] for a in c.arms.plotted if a in c.km_curves}
+        km_part = km_svg(curves, c.arms)
         km_caption = (
             "Kaplan-Meier estimate of time in treatment by arm: admission to the first discharge of any "
             "reason; still in treatment at the data cut or a withdrawal date is censored. Dashed lines "
@@ -536,12 +548,12 @@ def report_html(context: ReportContext | Mapping) -> str:
         '<p class="meta">' + " \u00b7 ".join(meta) + "</p>",
         f'<div class="rule"><p><strong>Disclosure rule.</strong> {_e(rule)}</p>{supp_note}</div>',
         "<h2>Participant flow (CONSORT)</h2>",
-        consort_svg(c.consort_flow),
+        consort_svg(c.consort_flow, c.arms.labels),
         "<h2>Retention in treatment</h2>",
         km_part,
         f'<p class="foot">{_e(km_caption)}</p>',
         "<h2>Working alliance over sessions</h2>",
-        alliance_svg(alliance),
+        alliance_svg(alliance, c.arms),
         '<p class="foot">Mean client-rated alliance total by case-management session number and arm.</p>',
         "<h2>NIH Inclusion Enrollment Report</h2>",
         nih_table_html(c.nih_grid),

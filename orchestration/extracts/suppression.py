@@ -47,7 +47,8 @@ from fractions import Fraction
 import polars as pl
 
 from . import nih as nihmod
-from .tables import ALL, ARMS, ENGAGEMENT_COUNTS, ENGAGEMENT_DERIVED, RETENTION_COUNTS, RETENTION_DERIVED
+from .arms import ALL
+from .tables import ENGAGEMENT_COUNTS, ENGAGEMENT_DERIVED, RETENTION_COUNTS, RETENTION_DERIVED
 
 DEFAULT_MIN_CELL = 10
 
@@ -266,15 +267,18 @@ NIH_KEYS = ("ethnicity", "race", "sex")
 
 
 def arm_total_relations(
-    table: CountTable, columns: Sequence[str], arms=ARMS, total=ALL, key_col="arm"
+    table: CountTable, columns: Sequence[str], arms: Sequence[str], total=ALL, key_col="arm"
 ) -> list[Relation]:
-    """``All`` row = sum of the arm rows, per count column (table keyed by ``arm`` alone)."""
+    """``All`` row = sum of the arm rows, per count column (table keyed by ``arm`` alone).
+
+    None in a study without arms (``arms`` empty): its one row ``All`` is the sum of nothing published.
+    """
     if table.keys != (key_col,):
         raise ValueError(f"{table.name} must be keyed by {key_col} alone")
     present = set(table.df[key_col].to_list())
-    if total not in present:
-        return []
     parts = [a for a in arms if a in present]
+    if total not in present or not parts:
+        return []
     return [
         Relation(
             table.cell(total, c),
@@ -289,20 +293,26 @@ def consort_key(stage: str, arm: str, reason: str | None = None) -> tuple:
     return (stage, arm, reason)
 
 
-def consort_relations(consort: CountTable, arms=ARMS) -> list[Relation]:
-    """assessed = sum(excluded) + randomized; randomized = sum(allocated);
-    received_intervention(Standard) = allocated(Standard) (true by definition)."""
+def consort_relations(
+    consort: CountTable, arms: Sequence[str], by_allocation: Iterable[str] = ()
+) -> list[Relation]:
+    """assessed = sum(excluded) + randomized; randomized = sum(allocated); for every arm whose
+    intervention is given by allocation, received_intervention = allocated (true by definition).
+
+    A study without arms (no ``randomized`` row): assessed = sum(excluded) + enrolled.
+    """
     keys = set(consort.df.select(consort.keys).iter_rows())
     rels = []
     assessed = ("assessed", ALL, None)
     randomized = ("randomized", ALL, None)
+    top = randomized if randomized in keys else ("enrolled", ALL, None)
     excluded = sorted((k for k in keys if k[0] == "excluded"), key=lambda k: str(k[2]))
-    if assessed in keys and randomized in keys:
+    if assessed in keys and top in keys:
         rels.append(
             Relation(
                 consort.cell(assessed, "n"),
-                tuple(consort.cell(k, "n") for k in [*excluded, randomized]),
-                name="assessed = excluded + randomized",
+                tuple(consort.cell(k, "n") for k in [*excluded, top]),
+                name=f"assessed = excluded + {top[0]}",
             )
         )
     allocated = [("allocated", a, None) for a in arms if ("allocated", a, None) in keys]
@@ -314,15 +324,13 @@ def consort_relations(consort: CountTable, arms=ARMS) -> list[Relation]:
                 name="randomized = sum(allocated)",
             )
         )
-    std_alloc, std_recv = ("allocated", "Standard", None), ("received_intervention", "Standard", None)
-    if std_alloc in keys and std_recv in keys:
-        rels.append(
-            Relation(
-                consort.cell(std_alloc, "n"),
-                (consort.cell(std_recv, "n"),),
-                name="Standard: received = allocated",
+    given = set(by_allocation)
+    for a in arms:
+        alloc, recv = ("allocated", a, None), ("received_intervention", a, None)
+        if a in given and alloc in keys and recv in keys:
+            rels.append(
+                Relation(consort.cell(alloc, "n"), (consort.cell(recv, "n"),), name=f"{a}: received = allocated")
             )
-        )
     return rels
 
 
@@ -359,65 +367,89 @@ def nih_relations(nih: CountTable) -> list[Relation]:
     return rels
 
 
+def _cross_relations(consort: CountTable, eng: CountTable, nih: CountTable | None, arms: Sequence[str]) -> list[Relation]:
+    """The relations between consort_flow, engagement_by_arm and the NIH grid (see ``extract_tables``)."""
+    ckeys = set(consort.df.select(consort.keys).iter_rows())
+    ekeys = set(eng.df["arm"].to_list())
+    rels = []
+    for a in arms:
+        if ("analysed", a, None) in ckeys and a in ekeys:
+            rels.append(
+                Relation(
+                    eng.cell(a, "randomized"),
+                    (consort.cell(("analysed", a, None), "n"),),
+                    name=f"randomized({a}) = analysed({a})",
+                )
+            )
+    enrolled = ("enrolled", ALL, None)
+    if not arms and enrolled in ckeys and ALL in ekeys:
+        rels.append(
+            Relation(eng.cell(ALL, "randomized"), (consort.cell(enrolled, "n"),), name="enrolled(All) = enrolled")
+        )
+    if nih is None or ALL not in ekeys:
+        return rels
+    T = nihmod.TOTAL
+    if ("excluded", ALL, "Not randomized") in ckeys:
+        rels.append(
+            Relation(
+                nih.cell((T, T, T), "n"),
+                (eng.cell(ALL, "randomized"), consort.cell(("excluded", ALL, "Not randomized"), "n")),
+                name="NIH total = randomized(All) + not randomized",
+            )
+        )
+    elif not arms:
+        rels.append(Relation(nih.cell((T, T, T), "n"), (eng.cell(ALL, "randomized"),), name="NIH total = enrolled"))
+    return rels
+
+
 def extract_tables(
     consort_flow: pl.DataFrame | None = None,
     engagement_by_arm: pl.DataFrame | None = None,
     retention_by_arm: pl.DataFrame | None = None,
     nih_grid: pl.DataFrame | None = None,
+    *,
+    arms: Sequence[str],
+    by_allocation: Iterable[str] = (),
 ) -> tuple[list[CountTable], list[Relation]]:
     """The extract's count tables and every relation between them that a reader knows.
 
-    Within tables: CONSORT arithmetic, ``All`` = sum of arms, NIH totals.
-    Across tables:
+    ``arms`` are the study's arm labels in the profile's order (empty: a study
+    without arms); ``by_allocation`` the arms whose intervention is given by
+    allocation. Within tables: CONSORT arithmetic, ``All`` = sum of arms, NIH
+    totals. Across tables:
     * engagement_by_arm.randomized(arm) = consort_flow analysed(arm) (both are
       the randomized minus scope-2 withdrawals);
     * NIH grand total = engagement_by_arm.randomized(All) + consort_flow
       excluded/Not randomized (consented participants minus scope-2; exact
       unless a consented, non-randomized participant withdrew all data, and
       declared anyway: a reader may assume it).
+    * A study without arms: NIH grand total = engagement_by_arm.randomized(All)
+      (both the enrolled minus scope-2 withdrawals), and that = consort_flow
+      enrolled (exact unless someone withdrew all data; a reader may assume it).
     """
     tables: list[CountTable] = []
     rels: list[Relation] = []
-    consort = eng = ret = nih = None
+    consort = eng = nih = None
     if consort_flow is not None:
         df = consort_flow.select("stage", "arm", "n", "reason")
         consort = CountTable(CONSORT, df, ("stage", "arm", "reason"), ("n",))
         tables.append(consort)
-        rels += consort_relations(consort)
+        rels += consort_relations(consort, arms, by_allocation)
     if engagement_by_arm is not None:
         eng = CountTable(ENGAGEMENT, engagement_by_arm, ("arm",), ENGAGEMENT_COUNTS, ENGAGEMENT_DERIVED)
         tables.append(eng)
-        rels += arm_total_relations(eng, ENGAGEMENT_COUNTS)
+        rels += arm_total_relations(eng, ENGAGEMENT_COUNTS, arms)
     if retention_by_arm is not None:
         ret = CountTable(RETENTION, retention_by_arm, ("arm",), RETENTION_COUNTS, RETENTION_DERIVED)
         tables.append(ret)
-        rels += arm_total_relations(ret, RETENTION_COUNTS)
+        rels += arm_total_relations(ret, RETENTION_COUNTS, arms)
     if nih_grid is not None:
         full = nihmod.nih_with_totals(nihmod.nih_cells_only(nih_grid))
         nih = CountTable(NIH, full, NIH_KEYS, ("n",))
         tables.append(nih)
         rels += nih_relations(nih)
     if consort is not None and eng is not None:
-        ckeys = set(consort.df.select(consort.keys).iter_rows())
-        ekeys = set(eng.df["arm"].to_list())
-        for a in ARMS:
-            if ("analysed", a, None) in ckeys and a in ekeys:
-                rels.append(
-                    Relation(
-                        eng.cell(a, "randomized"),
-                        (consort.cell(("analysed", a, None), "n"),),
-                        name=f"randomized({a}) = analysed({a})",
-                    )
-                )
-        if nih is not None and ALL in ekeys and ("excluded", ALL, "Not randomized") in ckeys:
-            T = nihmod.TOTAL
-            rels.append(
-                Relation(
-                    nih.cell((T, T, T), "n"),
-                    (eng.cell(ALL, "randomized"), consort.cell(("excluded", ALL, "Not randomized"), "n")),
-                    name="NIH total = randomized(All) + not randomized",
-                )
-            )
+        rels += _cross_relations(consort, eng, nih, arms)
     return tables, rels
 
 
@@ -427,8 +459,12 @@ def suppress_extract(
     retention_by_arm: pl.DataFrame | None = None,
     nih_grid: pl.DataFrame | None = None,
     min_cell: int = DEFAULT_MIN_CELL,
+    *,
+    arms: Sequence[str],
+    by_allocation: Iterable[str] = (),
 ) -> tuple[dict[str, pl.DataFrame], dict[str, int]]:
-    """Suppress the public extract's aggregate tables together.
+    """Suppress the public extract's aggregate tables together (``arms``, ``by_allocation``: see
+    ``extract_tables``).
 
     Returns tables keyed by file stem: ``consort_flow`` (columns stage, arm,
     n, reason, in the input's row order), ``engagement_by_arm``,
@@ -437,7 +473,9 @@ def suppress_extract(
     workbook; give ``nih_cells_only``/``nih_grid_layout`` the concatenation);
     and the cells emptied per file (``nih_totals`` counted separately).
     """
-    tables, rels = extract_tables(consort_flow, engagement_by_arm, retention_by_arm, nih_grid)
+    tables, rels = extract_tables(
+        consort_flow, engagement_by_arm, retention_by_arm, nih_grid, arms=arms, by_allocation=by_allocation
+    )
     out, counts = suppress(tables, rels, min_cell)
     if NIH in out:
         full = out[NIH]

@@ -1,7 +1,10 @@
 """Aggregate tables of the funder extract (CONTRACT section 4).
 
-Rows per arm in the fixed order ``SBCM``, ``MI``, ``Standard``, then ``All``
-(every arm gets a row, with zero counts and null rates when it is empty).
+Rows per arm in the study profile's order (``arms``, the labels; see
+``arms.StudyArms``), then ``All`` (every arm gets a row, with zero counts and
+null rates when it is empty). A study without arms (``arms`` empty) has the one
+row ``All``: its analyst tables carry arm ``All`` on every row (the enrolled,
+day 0 the consent date), and the ``randomized`` column counts the enrolled.
 
 Rounding (all exact, half away from zero; see ``rounding``):
 
@@ -22,15 +25,15 @@ an arm (everyone censored earlier) is null.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from fractions import Fraction
 
 import polars as pl
 
+from .arms import ALL, plotted
 from .rounding import mean_rounded, pct, round_float, round_fraction
 from .survival import Z95, kaplan_meier, km_median_exact, km_point
 
-ARMS = ("SBCM", "MI", "Standard")
-ALL = "All"
 KM_DAYS = (30, 60, 90)
 
 ENGAGEMENT_SCHEMA = {
@@ -73,21 +76,26 @@ RETENTION_DERIVED = {
 }
 
 
-def _groups(df: pl.DataFrame, arms=ARMS) -> list[tuple[str, pl.DataFrame]]:
+def _groups(df: pl.DataFrame, arms: Sequence[str]) -> list[tuple[str, pl.DataFrame]]:
+    """Each arm's rows, then ``All`` (the rows of every arm); in a study without arms, the rows of ``All``."""
+    if not arms:
+        return [(ALL, df.filter(pl.col("arm") == ALL))]
     known = df.filter(pl.col("arm").is_in(list(arms)))
     return [(arm, known.filter(pl.col("arm") == arm)) for arm in arms] + [(ALL, known)]
+
 
 
 def _true_count(s: pl.Series) -> int:
     return int(s.fill_null(False).cast(pl.Boolean).sum())
 
 
-def engagement_by_arm(engagement: pl.DataFrame, arms=ARMS) -> pl.DataFrame:
+def engagement_by_arm(engagement: pl.DataFrame, arms: Sequence[str]) -> pl.DataFrame:
     """Per arm and ``All``: randomized, attended_any, mean sessions attended, linked, IET initiation and engagement.
 
     ``engagement`` is the analyst table (one row per randomized participant;
     columns arm, sessions_attended, attended_any, linked, iet_initiation,
-    iet_engagement). Rows with an arm outside ``arms`` are ignored. Every
+    iet_engagement). Rows with an arm outside ``arms`` are ignored (in a study
+    without arms, ``arms`` is empty and the rows are those of ``All``). Every
     percentage has the arm's randomized participants as denominator; the
     mean is over participants with a non-null sessions_attended.
     """
@@ -119,7 +127,7 @@ def _km_fields(times: list, events: list, days=KM_DAYS, inclusive: bool = True, 
 
 
 def retention_by_arm(
-    retention: pl.DataFrame, arms=ARMS, inclusive: bool = True, z: float = Z95
+    retention: pl.DataFrame, arms: Sequence[str], inclusive: bool = True, z: float = Z95
 ) -> pl.DataFrame:
     """Per arm and ``All``: admitted, dropped out, KM median days in treatment and KM at 30/60/90 days.
 
@@ -148,10 +156,11 @@ def retention_by_arm(
     return pl.DataFrame(rows, schema=RETENTION_SCHEMA).select(list(RETENTION_SCHEMA))
 
 
-def km_curves_by_arm(retention: pl.DataFrame, arms=ARMS, z: float = Z95) -> dict[str, pl.DataFrame]:
-    """The Kaplan-Meier curve of time in treatment per arm (for the report), keyed by arm in order."""
+def km_curves_by_arm(retention: pl.DataFrame, arms: Sequence[str], z: float = Z95) -> dict[str, pl.DataFrame]:
+    """The Kaplan-Meier curve of time in treatment per arm (for the report), keyed by arm in order
+    (``All`` alone in a study without arms)."""
     out = {}
-    for arm in arms:
+    for arm in plotted(arms):
         g = retention.filter((pl.col("arm") == arm) & pl.col("days_in_treatment").is_not_null())
         events = [not bool(c) for c in g["censored"].fill_null(False).to_list()]
         out[arm] = kaplan_meier(g["days_in_treatment"].to_list(), events, z)
@@ -159,7 +168,11 @@ def km_curves_by_arm(retention: pl.DataFrame, arms=ARMS, z: float = Z95) -> dict
 
 
 def alliance_by_session(
-    alliance_scores: pl.DataFrame, arm_of: pl.DataFrame, respondent: str = "client", min_n: int = 1, arms=ARMS
+    alliance_scores: pl.DataFrame,
+    arm_of: pl.DataFrame,
+    arms: Sequence[str],
+    respondent: str = "client",
+    min_n: int = 1,
 ) -> pl.DataFrame:
     """Mean alliance ``total`` by arm and session_number for one respondent (for the report).
 
@@ -167,7 +180,9 @@ def alliance_by_session(
     ``participants``). Columns ``arm, session_number, n, mean_total`` (mean to
     2 decimals, exact); points with fewer than ``min_n`` surveys are dropped
     (pass min_cell + 1 for the public audience). Sorted by arm order, session.
+    In a study without arms (``arms`` empty) the one group is ``All``.
     """
+    groups = plotted(arms)
     arms_map = arm_of.select("participant_key", "arm").unique(subset=["participant_key"], keep="first")
     df = (
         alliance_scores.filter(
@@ -176,10 +191,10 @@ def alliance_by_session(
             & pl.col("session_number").is_not_null()
         )
         .join(arms_map, on="participant_key", how="inner")
-        .filter(pl.col("arm").is_in(list(arms)))
+        .filter(pl.col("arm").is_in(list(groups)))
     )
     rows = []
-    for arm in arms:
+    for arm in groups:
         g = df.filter(pl.col("arm") == arm)
         for sn in sorted(set(g["session_number"].to_list())):
             vals = g.filter(pl.col("session_number") == sn)["total"].to_list()

@@ -18,7 +18,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from expectations.checks import BLOCKING, CheckResult
-from ingestion.profile import load_profile
+from ingestion.profile import StudyProfile, load_profile
 from ingestion.settings import ConfigError, Settings
 from ingestion.store import position as store_position
 from ingestion.vault import open_vault
@@ -39,6 +39,7 @@ class AsOfBuild:
     build_path: Path
     work_dir: Path
     results: list[CheckResult]
+    profile: StudyProfile | None = None  # the study profile the build was made with (its arms name the extract's)
 
     def cleanup(self) -> None:
         shutil.rmtree(self.work_dir, ignore_errors=True)
@@ -79,7 +80,8 @@ def build_as_of(settings: Settings, as_of: datetime, position: int | None = None
     work.mkdir(parents=True, exist_ok=True)
     work.chmod(0o700)
     build_path = work / "build.duckdb"
-    variables = dbt_vars(settings, load_profile(settings.study_profile), max_seq=pos, as_of=as_of.isoformat())
+    profile = load_profile(settings.study_profile)
+    variables = dbt_vars(settings, profile, max_seq=pos, as_of=as_of.isoformat())
     try:
         run_dbt_build(settings, variables, build_path, work)
         results = run_guard_checks(settings, build_path=build_path)
@@ -87,7 +89,7 @@ def build_as_of(settings: Settings, as_of: datetime, position: int | None = None
         shutil.rmtree(work, ignore_errors=True)
         raise
     failed = [r for r in results if r.severity == BLOCKING and not r.passed]
-    build = AsOfBuild(as_of, pos, build_path, work, results)
+    build = AsOfBuild(as_of, pos, build_path, work, results, profile)
     if failed:
         build.cleanup()
         raise Blocked(failed)

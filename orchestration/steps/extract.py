@@ -22,6 +22,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from ingestion.profile import load_profile
 from ingestion.settings import ConfigError, Settings
 from ingestion.vault import (
     attach_encrypted,
@@ -160,6 +161,7 @@ def erasures_after(settings: Settings, position: int) -> int:
 
 def write_extract(settings: Settings, as_of_text: str, audience: str, position: int | None = None,
                   replay_of: dict | None = None) -> Path:
+    from orchestration.extracts.arms import StudyArms
     from orchestration.extracts.files import extract_files
 
     if audience not in AUDIENCES:
@@ -175,7 +177,8 @@ def write_extract(settings: Settings, as_of_text: str, audience: str, position: 
         tables = read_tables(settings, build)
     finally:
         build.cleanup()
-    files, facts = extract_files(tables, audience=audience, as_of=as_of, min_cell=settings.min_cell,
+    arms = StudyArms.from_profile(build.profile or load_profile(settings.study_profile))
+    files, facts = extract_files(tables, arms=arms, audience=audience, as_of=as_of, min_cell=settings.min_cell,
                                  k_anon=settings.k_anon)
     if "participant_level.csv" in files:
         guard_participant_level(files["participant_level.csv"], tables["shared_ids"], settings.k_anon)
