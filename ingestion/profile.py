@@ -218,6 +218,7 @@ class StudyProfile:
             "codes": codes,
             "constants": self.constants,
             "derive_age": ({"field": self.dob_field(), "at": self.derive_age[1]} if self.derive_age else None),
+            "intake_event": self.intake_event,
         }
 
 

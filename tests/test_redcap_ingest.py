@@ -187,19 +187,23 @@ def test_another_redcap_project_is_onboarded_by_a_profile_alone(wh, monkeypatch)
     assert run_pipeline(quiet=True) == 0
     conn = duckdb.connect(str(settings.analytics_path), read_only=True)
     rows = conn.execute("select age, sex, race, ethnicity, arm from participants order by age, sex").fetchall()
-    # Expected by hand from the sample's data.csv and its dictionary's labels
-    # (sex FALSE/TRUE = 0 Female / 1 Male; race 1+6 is one race, "Unknown" counting only alone).
+    # Expected by hand from the sample's data.csv and the profile's codes (the contract's labels):
+    # sex FALSE/TRUE = 0 Female / 1 Male; race 1+6 is one race, "Unknown" counting only alone.
     assert rows == [
-        (11, "Female", "White", "NOT Hispanic or Latino", None),
-        (11, "Male", "More than one race", "NOT Hispanic or Latino", None),
-        (59, "Male", "American Indian/Alaska Native", "Hispanic or Latino", None),
-        (61, "Female", "More than one race", "NOT Hispanic or Latino", None),
-        (80, "Male", "More than one race", "Unknown / Not Reported", None),
+        (11, "Female", "White", "Not Hispanic or Latino", None),
+        (11, "Male", "More than one race", "Not Hispanic or Latino", None),
+        (59, "Male", "American Indian or Alaska Native", "Hispanic or Latino", None),
+        (61, "Female", "More than one race", "Not Hispanic or Latino", None),
+        (80, "Male", "More than one race", "Unknown or not reported", None),
     ]
+    # ... and the study's own dictionary labels beside them
+    own = conn.execute("select race_label, ethnicity_label from participants where age = 59").fetchone()
+    assert own == ("American Indian/Alaska Native; Unknown / Not Reported", "Hispanic or Latino")  # boxes 1 and 6
     addresses = [b"Rose Cottage", b"Nutmouse", b"nutty@mouse.com"]
     raw = settings.analytics_path.read_bytes()
     assert not [a for a in addresses if a in raw]
-    assert conn.execute("select count(*) from engagement").fetchone()[0] == 0
+    # a study without arms: engagement is computed over the 5 enrolled, in the one arm `All`
+    assert conn.execute("select count(*), min(arm), max(arm) from engagement").fetchone() == (5, "All", "All")
     # the under-age records are reported by the plausibility check, which does not block
     assert conn.execute("select passed, failing_rows, severity from data_quality"
                         " where check_name = 'plausibility_age_18_to_100'").fetchone() == (False, 2, "reporting")

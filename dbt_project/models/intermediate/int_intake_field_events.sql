@@ -2,10 +2,21 @@
 -- Intake change events of the records themselves (not repeating-instrument
 -- instances), one row per field they set: first-seen records give a row per field
 -- of the export, a correction its one field, a removal one row with no field.
+-- A longitudinal project's rows are those of its intake event (the profile's
+-- `intake.event`; the other events' fields stay in the store, unused here); rows
+-- without an event are a non-longitudinal project's. A record without a row of the
+-- intake event is not (yet) a participant.
 -- Append-only and incremental on the event-store sequence number.
+{%- set intake_event = var('profile').get('intake_event') %}
 with events as (
     select * from {{ ref('stg_intake__events') }}
-    where (payload ->> 'instrument') is null {{ new_events_only() }}
+    where (payload ->> 'instrument') is null
+        {%- if intake_event %}
+        and coalesce(payload ->> 'event', {{ sql_text(intake_event) }}) = {{ sql_text(intake_event) }}
+        {%- else %}
+        and (payload ->> 'event') is null
+        {%- endif %}
+        {{ new_events_only() }}
 ),
 
 recorded as (
