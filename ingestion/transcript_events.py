@@ -140,8 +140,10 @@ def _stage_csv_events(conn: duckdb.DuckDBPyConnection) -> None:
         earlier as (
             select e.event_id, e.content_hash, e.payload, s.speaker
             from events.events as e
-            left join (select unit_id, any_value(speaker) as speaker from identified.transcript_units group by 1) as s
-                on (e.payload->>'unit_id') = s.unit_id
+            left join (
+                select unit_id, any_value(speaker) as speaker from identified.transcript_units
+                where unit_id in (select unit_id from tu) group by 1
+            ) as s on (e.payload->>'unit_id') = s.unit_id
             where e.event_id in (select earlier_id from p) and e.event_type = 'coded_unit_recorded'
               and (e.payload->>'source_format') = 'csv'
         ),

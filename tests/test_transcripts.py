@@ -795,6 +795,17 @@ def test_csv_bad_rows_get_one_line_reasons_without_values(fields, code):
     assert b.units.select("unit_id", "coder_id").rows() == [("CU-1", "coder_a")]
 
 
+
+def test_csv_positions_count_unicode_code_points():
+    # "café 👍 ok": c a f é (4, é one code point) + space + 👍 (one code point, two UTF-16 units)
+    # + space + o k = 9 code points. A tool counting UTF-16 units gives 10: the length check fails.
+    text = "caf\u00e9 \U0001F44D ok"
+    assert len(text) == 9
+    body = HEADER + f"CU-1,INT-1-1,interview,1,,c,Trust,3,12,{text},\nCU-2,INT-1-1,interview,1,,c,Trust,3,13,{text},\n"
+    b = read_units_csv(body.encode(), "x.csv", NOW)
+    assert b.units.select("unit_id", "start_char", "end_char", "text").rows() == [("CU-1", 3, 12, text)]
+    assert b.quarantine.rows() == [("row 2", "text_length_mismatch", REASONS["text_length_mismatch"])]
+
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(*[st.sampled_from(v) for v in (
     ["U1", "U2", "", " U1 "], ["INT-1-1", "INT-1-1.txt", "FG-2", ""], ["interview", "focus_group", "FG", ""],
