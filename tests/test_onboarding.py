@@ -1,0 +1,119 @@
+"""Real REDCap projects (REDCapR's test projects) onboarded by a study profile alone, end to end:
+the NIH Inclusion Enrollment grid of the funder extract, worked out by hand from each data.csv,
+a table1 of the enrolled, and no identifier value of the project in any published byte."""
+
+from __future__ import annotations
+
+import csv
+import zipfile
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+from conftest import SAMPLES, SECRET, warehouse_env
+
+from orchestration.cli import main
+
+PROFILES = Path(__file__).resolve().parents[1] / "ingestion" / "profiles"
+
+# The non-zero cells (ethnicity, race, sex) -> n, by hand from each project's data.csv and dictionary.
+GRIDS = {
+    # 1: sex FALSE (0 Female), ethnicity 1 (NOT Hispanic), race___5 White
+    # 2: TRUE (1 Male), 1, race___3 + race___5 -> More than one race
+    # 3: TRUE, 0 (Unknown / Not Reported), race___4 + race___5 -> More than one race
+    # 4: FALSE, 1, race___2 + race___5 -> More than one race
+    # 5: TRUE, 2 (Hispanic), race___1 + race___6: Unknown counts only alone -> American Indian or Alaska Native
+    "project-simple": {
+        ("Not Hispanic or Latino", "White", "Female"): 1,
+        ("Not Hispanic or Latino", "More than One Race", "Male"): 1,
+        ("Unknown/Not Reported Ethnicity", "More than One Race", "Male"): 1,
+        ("Not Hispanic or Latino", "More than One Race", "Female"): 1,
+        ("Hispanic or Latino", "American Indian or Alaska Native", "Male"): 1,
+    },
+    # base rows only (the bp rows are repeat instances): 1: sex 0 Female, ethnicity 1 NOT Hispanic,
+    # race 4 White; 2: sex 1 Male, ethnicity 0 Hispanic, race 6 Unknown / Not Reported;
+    # 3, 4, 5: nothing recorded -> unknown in all three
+    "repeating-instruments-sparse": {
+        ("Not Hispanic or Latino", "White", "Female"): 1,
+        ("Hispanic or Latino", "Unknown or Not Reported", "Male"): 1,
+        ("Unknown/Not Reported Ethnicity", "Unknown or Not Reported", "Unknown/Not Reported"): 3,
+    },
+    # three records, sex, race and ethnicity blank for all
+    "dag": {("Unknown/Not Reported Ethnicity", "Unknown or Not Reported", "Unknown/Not Reported"): 3},
+}
+
+
+def identifier_values(project: str) -> set[str]:
+    folder = SAMPLES / "redcap" / project
+    dictionary = list(csv.DictReader(open(folder / "dictionary.csv", encoding="utf-8-sig")))
+    fields = {r["Variable / Field Name"] for r in dictionary if (r.get("Identifier?") or "").strip().lower() == "y"}
+    rows = list(csv.DictReader(open(folder / "data.csv", encoding="utf-8-sig")))
+    return {r[f].strip() for r in rows for f in fields if f in r and len((r[f] or "").strip()) >= 4}
+
+
+@pytest.fixture(scope="module", params=sorted(GRIDS))
+def onboarded(request, tmp_path_factory):
+    project = request.param
+    tmp = tmp_path_factory.mktemp(project)
+    intake = tmp / "landing" / "intake"
+    intake.mkdir(parents=True)
+    folder = SAMPLES / "redcap" / project
+    (intake / f"{project.upper()}_DataDictionary_2024-05-31.csv").write_bytes((folder / "dictionary.csv").read_bytes())
+    (intake / f"{project.upper()}_DATA_2024-06-01_1200.csv").write_bytes((folder / "data.csv").read_bytes())
+    with warehouse_env(tmp, SECRET, ALLIANCE_STUDY_PROFILE=str(PROFILES / f"{project}.yaml")):
+        assert main(["check-profile"]) == 0
+        assert main(["run"]) == 0
+        assert main(["extract", "--as-of", "2024-12-31"]) == 0
+    extract = next((tmp / "warehouse" / "extracts" / "funder").iterdir())
+    return project, tmp / "warehouse", extract
+
+
+def test_the_nih_grid_is_exact(onboarded):
+    project, _, extract = onboarded
+    grid = pl.read_csv(extract / "nih_inclusion_enrollment.csv")
+    assert grid.height == 63
+    cells = {(e, r, s): n for e, r, s, n in grid.iter_rows() if n}
+    assert cells == GRIDS[project]
+
+
+def test_table1_counts_the_enrolled(onboarded):
+    project, warehouse, _ = onboarded
+    with duckdb.connect(str(warehouse / "analytics.duckdb"), read_only=True) as con:
+        cohorts = {r[0] for r in con.execute("select distinct cohort from table1").fetchall()}
+        sex = dict(con.execute("select level, n from table1 where cohort = 'enrolled' and stratum = 'Overall' "
+                               "and characteristic = 'sex'").fetchall())
+        flow = con.execute("select stage, arm, n from consort_flow order by stage_order").fetchall()
+    expected = sum(GRIDS[project].values())
+    assert cohorts == {"enrolled", "qualitative"}  # no arms: no randomized cohort
+    assert flow[0] == ("assessed", "All", expected) and flow[-1] == ("enrolled", "All", expected)
+    by_sex = {"Female": 0, "Male": 0}
+    for (_, _, s), n in GRIDS[project].items():
+        if s in by_sex:
+            by_sex[s] += n
+    assert {k: sex.get(k, 0) for k in by_sex} == by_sex
+
+
+def _published_text(warehouse: Path, extract: Path) -> list[str]:
+    texts = []
+    with duckdb.connect(str(warehouse / "analytics.duckdb"), read_only=True) as con:
+        for table, column in con.execute(
+            "select table_name, column_name from duckdb_columns() "
+            "where schema_name = 'main' and not internal and data_type like 'VARCHAR%'"
+        ).fetchall():
+            texts += [v for (v,) in con.execute(f'select distinct "{column}" from "{table}"').fetchall() if v]
+    for path in extract.rglob("*"):
+        if path.suffix == ".xlsx":
+            with zipfile.ZipFile(path) as z:
+                texts += [z.read(n).decode("utf-8", "replace") for n in z.namelist()]
+        elif path.is_file():
+            texts.append(path.read_bytes().decode("utf-8", "replace"))
+    return texts
+
+
+def test_no_identifier_of_the_project_is_published(onboarded):
+    project, warehouse, extract = onboarded
+    values = identifier_values(project)
+    published = _published_text(warehouse, extract)
+    leaked = {v for v in values for t in published if v in t}
+    assert not leaked, f"{len(leaked)} identifier value(s) published"
