@@ -311,7 +311,10 @@ def test_two_arm_report_names_both_arms_and_its_consort_reconciles():
     for arm in ("Intervention", "Control"):
         assert f"Allocated to {arm}" in text
         assert f'data-arm="{arm}"' in text  # a Kaplan-Meier curve and an alliance line each
-    assert "SBCM" not in text and "Standard" not in text
+    # no arm of the contract's default study anywhere
+    assert not re.search(r'data-arm="(SBCM|MI|Standard)"|Allocated to (SBCM|MI|Standard)|\bSBCM\b', text)
+    assert "Randomized study with 2 arms, from the study profile: Intervention, Control." in text
+    assert "Control: the intervention is given by allocation" in text
     # colours by position: Intervention orange, Control sky blue
     assert re.search(r'class="km" data-arm="Intervention"[^>]*stroke="#E69F00"', text)
     assert re.search(r'class="km" data-arm="Control"[^>]*stroke="#56B4E9"', text)
@@ -324,3 +327,179 @@ def test_two_arm_report_names_both_arms_and_its_consort_reconciles():
     # each arm: Allocated, Received, Follow-up and Analysed boxes (4 per arm) under the three enrollment boxes
     assert svg.count("<rect") == 3 + 4 * 2
     assert svg.count("Analysed") == 2
+
+
+# ----------------------------------------------------------------- Table 1
+
+
+def _mart_table1() -> pl.DataFrame:
+    """The table1 mart, by hand: 3 enrolled (2 Male, 1 Female; ages 30, 40, 50), 2 of them randomized to
+    Intervention (1 Male, 1 Female) and none to Control; cooccurring counts a person under each label."""
+    rows = []
+    for cohort, stratum, male, female, ages in [
+        ("enrolled", "Overall", 2, 1, [30, 40, 50]),
+        ("randomized", "Overall", 1, 1, [30, 50]),
+        ("randomized", "Intervention", 1, 1, [30, 50]),
+        ("randomized", "Control", 0, 0, []),
+        ("qualitative", "Overall", 1, 0, [40]),
+    ]:
+        n = male + female
+        mean = sum(ages) / len(ages) if ages else None
+        sd = 10.0 if len(ages) == 3 else (14.142135623730951 if len(ages) == 2 else None)
+        rows.append((cohort, stratum, "age", None, len(ages), None, mean, sd, 1, 0))
+        for order, (level, k) in enumerate([("Male", male), ("Female", female), ("Unknown or not reported", 0)]):
+            rows.append((cohort, stratum, "sex", level, k, round(100 * k / n, 1) if n else None, None, None, 2,
+                         order + 1))
+        rows.append((cohort, stratum, "cooccurring", "Anxiety", n, 100.0 if n else None, None, None, 3, 1))
+        rows.append((cohort, stratum, "cooccurring", "Depression", n, 100.0 if n else None, None, None, 3, 2))
+    return pl.DataFrame(rows, orient="row", schema=["cohort", "stratum", "characteristic", "level", "n", "pct",
+                                                      "mean", "sd", "characteristic_order", "level_order"])
+
+
+def test_table1_shows_the_enrolled_without_arms_and_the_randomized_otherwise():
+    none = tables.table1_by_arm(_mart_table1(), NONE.labels)
+    assert tables.table1_cohort(NONE.labels) == "enrolled" and set(none["stratum"]) == {"Overall"}
+    # participants = Male 2 + Female 1 + Unknown 0 = 3 (cooccurring, multi-valued, is not summed)
+    assert none.row(0, named=True) == {"stratum": "Overall", "characteristic": "participants", "level": None,
+                                       "n": 3, "pct": None, "mean": None, "sd": None}
+    assert none.filter(pl.col("characteristic") == "age")["mean"].to_list() == [40.0]
+    two = tables.table1_by_arm(_mart_table1(), TWO.labels)
+    assert tables.table1_cohort(TWO.labels) == "randomized"
+    heads = two.filter(pl.col("characteristic") == "participants")
+    assert heads.select("stratum", "n").rows() == [("Overall", 2), ("Intervention", 2), ("Control", 0)]
+
+
+def test_table1_relations():
+    t1 = suppression.CountTable("table1", tables.table1_by_arm(_mart_table1(), TWO.labels),
+                                ("stratum", "characteristic", "level"), ("n",))
+    rels = {r.name: r for r in suppression.table1_relations(t1, TWO.labels)}
+    # per stratum: participants = the sex levels; per row: Overall = Intervention + Control; nothing for cooccurring
+    assert "table1 Control: participants = sum(sex)" in rels
+    assert not [n for n in rels if "sum(cooccurring)" in n]
+    sex = rels["table1 Overall: participants = sum(sex)"]
+    assert [p.key for p in sex.parts] == [("Overall", "sex", "Male"), ("Overall", "sex", "Female"),
+                                          ("Overall", "sex", "Unknown or not reported")]
+    assert [p.key[0] for p in rels["table1 age/None: Overall = sum(arms)"].parts] == ["Intervention", "Control"]
+    assert "table1 cooccurring/Anxiety: Overall = sum(arms)" in rels
+    values = {t1.key_of(r): r["n"] for r in t1.df.iter_rows(named=True)}
+    for r in rels.values():  # every relation holds on the hand-made table
+        assert values[r.total.key] == sum(values[p.key] for p in r.parts)
+
+
+def test_without_arms_table1_is_tied_to_the_nih_grid(monkeypatch):
+    """The enrolled of Table 1 are the NIH grid's people: without those relations a suppressed NIH cell comes
+    back from Table 1's published levels; with them nothing does."""
+    from test_extract_lib import _attack, _public_extract, _published_and_truth
+
+    study = synthetic_study(260, 2, NONE)
+    pub, _, true = _public_extract(study, 10, NONE)
+    shown, truth = _published_and_truth(pub, true)
+    assert _attack(shown, truth, use_milp=False, arms=NONE) == []
+    monkeypatch.setattr(suppression, "_table1_nih_relations", lambda t1, grid: [])
+    pub, _, true = _public_extract(study, 10, NONE)
+    shown, truth = _published_and_truth(pub, true)
+    assert any(c[0] == "nih" for c in _attack(shown, truth, use_milp=False, arms=NONE))
+
+
+# ----------------------------------------------------------------- the whole extract, pure
+
+
+def _extract_inputs(study: dict[str, pl.DataFrame], arms: StudyArms) -> dict[str, pl.DataFrame]:
+    from test_extract_lib import synthetic_table1
+
+    stage_order = {s: i for i, s in enumerate(["assessed", "excluded", "randomized", "enrolled", "allocated",
+                                               "received_intervention", "lost_to_followup", "withdrew",
+                                               "analysed"])}
+    arm_order = {a: i for i, a in enumerate(("All", *arms.labels))}
+    consort = study["consort_flow"].with_columns(
+        pl.col("stage").replace_strict(stage_order).alias("stage_order"),
+        pl.col("arm").replace_strict(arm_order).alias("arm_order"),
+        pl.lit(0).alias("reason_order"),
+    )
+    p = study["participants"]
+    keys = study["engagement"]["participant_key"].to_list()
+    return {
+        "consort_flow": consort,
+        "participants": p,
+        "engagement": study["engagement"],
+        "retention": study["retention"],
+        "alliance_scores": pl.DataFrame({"participant_key": keys, "respondent": ["client"] * len(keys),
+                                         "session_number": [1 + i % 3 for i in range(len(keys))],
+                                         "total": [3.0 + (i % 5) / 4 for i in range(len(keys))]}),
+        "participant_level": p.select(pl.col("participant_key").alias("share_id"), "arm", "sex", "race",
+                                      "ethnicity", pl.lit("30-39").alias("age_band")),
+        "table1": synthetic_table1(study, arms),
+    }
+
+
+def _files(arms: StudyArms, audience: str, n: int = 260, seed: int = 2) -> dict[str, bytes]:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from orchestration.extracts.files import extract_files
+
+    files, _ = extract_files(_extract_inputs(synthetic_study(n, seed, arms), arms), arms=arms, audience=audience,
+                             as_of=datetime(2025, 12, 31, 23, 59, 59, tzinfo=ZoneInfo("America/New_York")),
+                             min_cell=10, k_anon=5, study_name="A study without arms", site_tz="America/New_York")
+    return files
+
+
+def _section(html: str, name: str) -> str:
+    i = html.index(f'<section id="{name}">')
+    return html[i:html.index("</section>", i)]
+
+
+@pytest.mark.parametrize("audience", ["funder", "public"])
+def test_extract_of_a_study_without_arms(audience):
+    import io
+
+    files = _files(NONE, audience)
+    for name in ("engagement_by_arm.csv", "retention_by_arm.csv"):
+        assert pl.read_csv(io.BytesIO(files[name]))["arm"].to_list() == ["All"]
+    assert pl.read_csv(io.BytesIO(files["engagement_by_arm.csv"])).columns[:2] == ["arm", "randomized"]
+    consort = pl.read_csv(io.BytesIO(files["consort_flow.csv"]))
+    assert consort["stage"].unique(maintain_order=True).to_list() == ["assessed", "excluded", "enrolled"]
+    html = files["report.html"].decode()
+    summary = _section(html, "summary")
+    assert "This study is not randomized: it has no arms." in summary
+    assert "31 December 2025, 23:59:59 (UTC-05:00)" in summary and "<h1>A study without arms" in summary
+    consort_svg = _section(html, "consort")
+    assert ">Enrolled<" in consort_svg and "Allocated" not in consort_svg and "Randomized" not in consort_svg
+    table1 = _section(html, "table1")
+    assert "the enrolled participants (the study is not randomized)" in table1
+    assert re.findall(r"<th>(\w+) \(n = ", table1) == ["Overall"]
+    assert 'data-arm="All"' in _section(html, "retention") and 'data-arm="All"' in _section(html, "alliance")
+    assert "<th>Enrolled</th>" in _section(html, "engagement")
+    text = files["README.txt"].decode()
+    assert "This study is not randomized: it has no arms." in text
+    assert "the column `randomized` of engagement_by_arm.csv counts the enrolled" in text.replace("\n  ", " ")
+    if audience == "funder":
+        level = pl.read_csv(io.BytesIO(files["participant_level.csv"]), infer_schema=False)
+        assert level.height > 0 and set(level["arm"]) == {"Not randomized"}
+    else:
+        assert "participant_level.csv" not in files
+        assert "\u2014" in table1  # Table 1 suppressed with the files
+
+
+def test_extract_of_a_two_arm_study_names_its_arms():
+    import io
+
+    files = _files(TWO, "funder", 150, 1)
+    assert pl.read_csv(io.BytesIO(files["engagement_by_arm.csv"]))["arm"].to_list() == ["Intervention", "Control",
+                                                                                         "All"]
+    consort = pl.read_csv(io.BytesIO(files["consort_flow.csv"]))
+    assert consort.filter(pl.col("stage") == "allocated")["arm"].to_list() == ["Intervention", "Control"]
+    text = files["README.txt"].decode()
+    assert "arms from the study profile, in its order: Intervention, Control." in text
+    assert "Given by allocation (received_intervention = allocated): Control." in text
+    table1 = _section(files["report.html"].decode(), "table1")
+    assert re.findall(r"<th>(\w+) \(n = ", table1) == ["Overall", "Intervention", "Control"]
+
+
+def test_dates_in_words():
+    from datetime import date, datetime
+    from zoneinfo import ZoneInfo
+
+    assert report.date_words(date(2025, 12, 31)) == "31 December 2025"
+    ts = datetime(2025, 7, 4, 9, 5, 0, tzinfo=ZoneInfo("America/New_York"))
+    assert report.moment_words(ts) == "4 July 2025, 09:05:00 (UTC-04:00)"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import math
 import random
+import re
 import zipfile
 from fractions import Fraction
 from html.parser import HTMLParser
@@ -168,6 +169,40 @@ def synthetic_study(n_assessed: int, seed: int, arms: StudyArms = CONTRACT_ARMS)
         "retention": _retention_frame(rng, rand),
         "consort_flow": _consort_frame(people, arms),
     }
+
+
+T1_CONCEPTS = {"sex": SEX_WH, "ethnicity": ETH_WH, "race": RACES_WH}
+T1_SCHEMA = {"cohort": pl.Utf8, "stratum": pl.Utf8, "characteristic": pl.Utf8, "level": pl.Utf8, "n": pl.Int64,
+             "pct": pl.Float64, "mean": pl.Float64, "sd": pl.Float64}
+
+
+def synthetic_table1(study: dict[str, pl.DataFrame], arms: StudyArms = CONTRACT_ARMS) -> pl.DataFrame:
+    """Table 1 as the mart gives it for the cohort an extract shows (randomized; enrolled without arms):
+    age, then sex, ethnicity and race with every contract level (n = 0 included) and ``Missing`` when
+    someone in the stratum lacks the value."""
+    import statistics
+
+    p = study["participants"]
+    if arms.randomized:
+        cohort = "randomized"  # the randomized minus scope-2 withdrawals: engagement's participants
+        members = p.join(study["engagement"].select("participant_key"), on="participant_key")
+        strata = [("Overall", members)] + [(a, members.filter(pl.col("arm") == a)) for a in arms.labels]
+    else:
+        cohort, strata = "enrolled", [("Overall", p)]
+    rows = []
+    for stratum, g in strata:
+        ages = g["age"].drop_nulls().to_list()
+        rows.append({"cohort": cohort, "stratum": stratum, "characteristic": "age", "level": None, "n": len(ages),
+                     "mean": statistics.fmean(ages) if ages else None,
+                     "sd": statistics.stdev(ages) if len(ages) > 1 else None})
+        for concept, levels in T1_CONCEPTS.items():
+            values = g[concept].to_list()
+            counts = [(lv, values.count(lv)) for lv in levels] + (
+                [("Missing", values.count(None))] if None in values else [])
+            for lv, n in counts:
+                rows.append({"cohort": cohort, "stratum": stratum, "characteristic": concept, "level": lv, "n": n,
+                             "pct": rounding.pct(n, g.height)})
+    return pl.DataFrame(rows, schema=T1_SCHEMA)
 
 
 # ----------------------------------------------------------------- rounding
@@ -528,12 +563,54 @@ def _attacker_equations(pub: dict[str, pl.DataFrame], arms: StudyArms = CONTRACT
         for s in nih.SEXES:
             eqs.append([((N, (e, T, s), "n"), 1)] + [((N, (e, r, s), "n"), -1) for r in nih.RACES])
     eqs.append([((N, (T, T, T), "n"), 1)] + [((N, (T, r, T), "n"), -1) for r in nih.RACES])
+    eqs += _table1_equations(pub["table1_keys"], arms) if "table1_keys" in pub else []
     # consented minus scope 2 = randomized minus scope 2 + consented not randomized (none of them erased here);
     # without arms: consented minus scope 2 = the enrolled of engagement_by_arm
     eqs.append(
         [((N, (T, T, T), "n"), 1), (("engagement_by_arm", ("All",), "randomized"), -1)]
         + ([(("consort_flow", ("excluded", "All", "Not randomized"), "n"), -1)] if arms.randomized else [])
     )
+    return eqs
+
+
+NIH_OF = {  # the warehouse's labels (and Missing) -> NIH's, written out by hand
+    "sex": {"Male": "Male", "Female": "Female", "Unknown or not reported": "Unknown/Not Reported",
+            "Missing": "Unknown/Not Reported"},
+    "ethnicity": {"Hispanic or Latino": "Hispanic or Latino", "Not Hispanic or Latino": "Not Hispanic or Latino",
+                  "Unknown or not reported": "Unknown/Not Reported Ethnicity",
+                  "Missing": "Unknown/Not Reported Ethnicity"},
+    "race": {**{r: r for r in RACES_WH[:5]}, "More than one race": "More than One Race",
+             "Unknown or not reported": "Unknown or Not Reported", "Missing": "Unknown or Not Reported"},
+}
+
+
+def _table1_equations(keys: list[tuple], arms: StudyArms) -> list[list[tuple[tuple, int]]]:
+    """What a reader knows of the report's Table 1: each stratum's participants = the levels of sex, of
+    ethnicity, of race; Overall = sum of the arms; participants = engagement's randomized; without arms,
+    the enrolled are the NIH grid's people, category by category."""
+    t1 = "table1"
+    eqs = []
+    for stratum in dict.fromkeys(k[0] for k in keys):
+        for concept in T1_CONCEPTS:
+            eqs.append([((t1, (stratum, "participants", None), "n"), 1)]
+                       + [((t1, k, "n"), -1) for k in keys if k[0] == stratum and k[1] == concept])
+        arm = "All" if stratum == "Overall" else stratum
+        eqs.append([((t1, (stratum, "participants", None), "n"), 1), (("engagement_by_arm", (arm,), "randomized"), -1)])
+    for _, c, lv in (k for k in keys if k[0] == "Overall" and arms.randomized):
+        eqs.append([((t1, ("Overall", c, lv), "n"), 1)]
+                   + [((t1, (a, c, lv), "n"), -1) for a in arms.labels if (a, c, lv) in keys])
+    if arms.randomized:
+        return eqs
+    T = "Total"
+    grid = {
+        "race": lambda v: [(T, v, T)],
+        "sex": lambda v: [(e, T, v) for e in nih.ETHNICITIES],
+        "ethnicity": lambda v: [(v, r, s) for r in nih.RACES for s in nih.SEXES],
+    }
+    for concept, to_nih in NIH_OF.items():
+        for category in dict.fromkeys(to_nih.values()):
+            levels = [k for k in keys if k[0] == "Overall" and k[1] == concept and to_nih[k[2]] == category]
+            eqs.append([((t1, k, "n"), 1) for k in levels] + [(("nih", g, "n"), -1) for g in grid[concept](category)])
     return eqs
 
 
@@ -552,6 +629,9 @@ def _attacker_inequalities(arms: StudyArms = CONTRACT_ARMS) -> list[list[tuple[t
         ineq.append(
             [(("engagement_by_arm", (a,), "linked_n"), 1), (("retention_by_arm", (a,), "admitted"), -1)]
         )
+    for stratum in ("Overall", *arms.labels):  # a level of Table 1, or its age count, <= its participants
+        for c, lv in [("age", None)] + [(c, lv) for c, levels in T1_CONCEPTS.items() for lv in (*levels, "Missing")]:
+            ineq.append([(("table1", (stratum, c, lv), "n"), 1), (("table1", (stratum, "participants", None), "n"), -1)])
     if not arms.randomized:  # the enrolled minus scope-2 withdrawals <= the enrolled
         ineq.append(
             [(("engagement_by_arm", ("All",), "randomized"), 1), (("consort_flow", ("enrolled", "All", None), "n"), -1)]
@@ -592,6 +672,9 @@ def _published_and_truth(pub, true):
     for file, keys, counts in spec:
         shown.update(_cells(file, pub[file], keys, counts))
         truth.update(_cells(file, true[file], keys, counts))
+    if "table1" in pub:
+        shown.update(_cells("table1", pub["table1"], ("stratum", "characteristic", "level"), ("n",)))
+        truth.update(_cells("table1", true["table1"], ("stratum", "characteristic", "level"), ("n",)))
     nih_pub = pl.concat([pub["nih_inclusion_enrollment"], pub["nih_totals"]])
     shown.update(_cells("nih", nih_pub, ("ethnicity", "race", "sex"), ("n",)))
     truth.update(_cells("nih", nih.nih_with_totals(true["nih"]), ("ethnicity", "race", "sex"), ("n",)))
@@ -601,7 +684,9 @@ def _published_and_truth(pub, true):
 def _attack(shown: dict, truth: dict, use_milp: bool, arms: StudyArms = CONTRACT_ARMS) -> list:
     hidden = sorted((c for c, v in shown.items() if v is None), key=str)
     index = {c: i for i, c in enumerate(hidden)}
-    eqs = _attacker_equations({"consort_flow": _consort_keys_frame(shown)}, arms)
+    t1_keys = [c[1] for c in shown if c[0] == "table1"]
+    known = {"consort_flow": _consort_keys_frame(shown), **({"table1_keys": t1_keys} if t1_keys else {})}
+    eqs = _attacker_equations(known, arms)
     rows, rhs = [], []
     for eq in eqs:
         row, const = {}, 0
@@ -633,6 +718,8 @@ def _attack(shown: dict, truth: dict, use_milp: bool, arms: StudyArms = CONTRACT
         iq_rows, iq_ub = [], []
         for iq in _attacker_inequalities(arms):
             row, const = np.zeros(len(hidden)), 0
+            if any(cell not in shown for cell, _ in iq):
+                continue  # an ordering of a row this extract does not have
             for cell, coef in iq:
                 if cell in index:
                     row[index[cell]] += coef
@@ -662,18 +749,21 @@ def _consort_keys_frame(shown: dict) -> pl.DataFrame:
     return pl.DataFrame(keys, schema=["stage", "arm", "reason"], orient="row")
 
 
-def _public_extract(study, min_cell, arms: StudyArms = CONTRACT_ARMS):
+def _public_extract(study, min_cell, arms: StudyArms = CONTRACT_ARMS, with_table1: bool = True):
     eng = tables.engagement_by_arm(study["engagement"], arms.labels)
     ret = tables.retention_by_arm(study["retention"], arms.labels)
     grid = nih.nih_enrollment(study["participants"])
+    t1 = tables.table1_by_arm(synthetic_table1(study, arms), arms.labels) if with_table1 else None
     pub, counts = suppression.suppress_extract(
-        study["consort_flow"], eng, ret, grid, min_cell=min_cell, arms=arms.labels, by_allocation=arms.by_allocation
+        study["consort_flow"], eng, ret, grid, min_cell=min_cell, arms=arms.labels, by_allocation=arms.by_allocation,
+        table1=t1,
     )
     true = {
         "consort_flow": study["consort_flow"].select("stage", "arm", "n", "reason"),
         "engagement_by_arm": eng,
         "retention_by_arm": ret,
         "nih": grid,
+        **({"table1": t1} if with_table1 else {}),
     }
     return pub, counts, true
 
@@ -952,6 +1042,7 @@ def _report_context(audience: str):
     ret = tables.retention_by_arm(study["retention"], ARMS)
     grid = nih.nih_enrollment(study["participants"])
     consort = study["consort_flow"]
+    t1 = tables.table1_by_arm(synthetic_table1(study), ARMS)
     alliance = pl.DataFrame(
         {
             "arm": ["SBCM"] * 5 + ["MI"] * 5,
@@ -962,8 +1053,9 @@ def _report_context(audience: str):
     )
     counts = {}
     if audience == "public":
-        pub, counts = suppression.suppress_extract(consort, eng, ret, grid, 10, arms=ARMS, by_allocation={"Standard"})
-        consort, eng, ret = pub["consort_flow"], pub["engagement_by_arm"], pub["retention_by_arm"]
+        pub, counts = suppression.suppress_extract(consort, eng, ret, grid, 10, arms=ARMS, by_allocation={"Standard"},
+                                                   table1=t1)
+        consort, eng, ret, t1 = pub["consort_flow"], pub["engagement_by_arm"], pub["retention_by_arm"], pub["table1"]
         grid = pl.concat([pub["nih_inclusion_enrollment"], pub["nih_totals"]])
     return {
         "as_of": "2026-03-01T00:00:00Z",
@@ -977,6 +1069,8 @@ def _report_context(audience: str):
         "min_cell": 10,
         "suppressed_counts": counts,
         "arms": CONTRACT_ARMS,
+        "table1": t1,
+        "study_name": "Alliance intake project (contract default)",
     }
 
 
@@ -993,8 +1087,15 @@ def test_report_is_self_contained_and_has_the_figures(audience):
     assert "http" not in text and "url(" not in text.replace("url(#arrowhead)", "")
     assert "@import" not in text and "@font-face" not in text
     assert p.tags.get("rect", 0) >= 3 + 4 * 3  # CONSORT boxes
-    assert p.tags.get("table") == 3
+    assert p.tags.get("table") == 4  # table1, retention, NIH, engagement
+    for section in ("summary", "consort", "table1", "retention", "alliance", "nih"):
+        assert f'<section id="{section}">' in text
     assert "2026-03-01T00:00:00Z" in text and f"Audience: {audience}" in text
+    assert "<h1>Alliance intake project (contract default) \u2014" in text
+    assert "Randomized study with 3 arms, from the study profile: SBCM, MI, Standard." in text
+    # Table 1 of the randomized cohort, Overall then the arms in the profile's order
+    assert re.search(r"<th>Overall \(n = \d+\)</th><th>SBCM \(n = \d+\)</th><th>MI \(n = \d+\)</th>"
+                     r"<th>Standard \(n = \d+\)</th>", text)
     assert "NIH Inclusion Enrollment Report" in text and "More than One Race" in text
     for attr, value in p.attrs:
         if attr in ("href", "src", "xlink:href"):

@@ -4,10 +4,15 @@ Inline CSS and inline SVG only: no script, no external font, image, style
 sheet or link. Deterministic: the text depends only on the context (the
 as-of is the only date in it), numbers are formatted with fixed decimals.
 
-Sections: title (as-of, audience), the disclosure rule, the CONSORT flow
-diagram (SVG boxes and arrows), Kaplan-Meier retention by arm (SVG), mean
-client alliance by session and arm (SVG), the NIH Inclusion Enrollment grid
-in NIH's layout with totals, and the engagement and retention tables.
+Sections, each a ``<section>`` with the contract's ``id``: ``summary`` (study
+name, audience, as-of in words, data cut, event-store position, the study's
+design: its arms from the profile, or that it is not randomized; the
+disclosure rule; a glossary), ``consort`` (the CONSORT flow diagram; a study
+without arms stops at Enrolled), ``table1`` (baseline characteristics of the
+randomized, or without arms the enrolled, by arm and overall), ``retention``
+(Kaplan-Meier by arm, or ``All`` without arms, and the retention table),
+``alliance`` (mean client alliance by session and arm), ``nih`` (the NIH
+Inclusion Enrollment grid in NIH's layout with totals) and ``engagement``.
 Suppressed or non-estimable values are shown as an em dash with a footnote.
 
 Public audience: the full Kaplan-Meier step curves would show each
@@ -28,7 +33,7 @@ import polars as pl
 
 from . import nih as nihmod
 from .arms import StudyArms
-from .tables import KM_DAYS
+from .tables import KM_DAYS, OVERALL, PARTICIPANTS
 
 DASH = "\u2014"
 
@@ -46,9 +51,27 @@ class ReportContext:
     alliance_by_session: pl.DataFrame | None = None
     min_cell: int = 10
     suppressed_counts: Mapping[str, int] = field(default_factory=dict)
-    title: str | None = None  # default: "Engagement interventions trial — <audience> extract"
+    title: str | None = None  # default: "<study name> — <audience> extract"
     code_version: str | None = None
     event_store_position: str | int | None = None
+    study_name: str | None = None  # the study profile's name
+    as_of_words: str | None = None  # the as-of in words in site time (``moment_words``)
+    table1: pl.DataFrame | None = None  # ``tables.table1_by_arm`` (suppressed for the public audience)
+
+
+MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+          "November", "December")
+
+
+def date_words(d) -> str:
+    """A date as the report writes it: ``31 December 2025`` (month names fixed, not the locale's)."""
+    return f"{d.day} {MONTHS[d.month - 1]} {d.year}"
+
+
+def moment_words(ts) -> str:
+    """A zoned moment in words: ``31 December 2025, 23:59:59 (UTC-05:00)``."""
+    off = ts.strftime("%z")
+    return f"{date_words(ts)}, {ts:%H:%M:%S} (UTC{off[:3]}:{off[3:]})"
 
 
 def _e(x) -> str:
@@ -469,7 +492,8 @@ svg text{font-family:Arial,Helvetica,sans-serif;fill:#222}
 rect.box{fill:#fff;stroke:#333;stroke-width:1.2} rect.arm{fill:#eef4fa}
 line.arrow{stroke:#333;stroke-width:1.3} line.axis{stroke:#222;stroke-width:1.2} line.tick{stroke:#222}
 line.grid{stroke:#e3e3e3} line.mark{stroke:#999;stroke-dasharray:4 3}
-.foot{font-size:12px;color:#444}
+.foot{font-size:12px;color:#444} p.design{font-weight:600}
+dl.glossary{font-size:13px} dl.glossary dt{font-weight:600} dl.glossary dd{margin:0 0 4px 16px}
 """
 
 
@@ -479,24 +503,51 @@ def _ctx(context) -> ReportContext:
     return ReportContext(**dict(context))
 
 
-def report_html(context: ReportContext | Mapping) -> str:
-    """The report as an HTML string (see module docstring); ``context`` a ReportContext or a mapping of its fields."""
-    c = _ctx(context)
-    public = c.audience == "public"
-    title = c.title or f"Engagement interventions trial \u2014 {c.audience} extract"
-    if public:
-        rule = (
+GLOSSARY = (
+    ("CONSORT", "Consolidated Standards of Reporting Trials: the participant flow diagram"),
+    ("IET", "Initiation and Engagement of substance use disorder Treatment (treatment admission within 14 "
+            "days of the assessment; engagement: two or more treatment visits 1 to 34 days after it)"),
+    ("KM", "Kaplan-Meier estimate; S(N d) is the probability of still being in treatment at N days"),
+    ("CI", "confidence interval (95%; Greenwood's variance on the log-log scale for Kaplan-Meier)"),
+    ("NIH", "National Institutes of Health (its Inclusion Enrollment Report)"),
+    ("SD", "sample standard deviation"),
+    ("n", "number of participants"),
+)
+
+
+def _design_text(arms: StudyArms) -> str:
+    if not arms.randomized:
+        return (
+            "This study is not randomized: it has no arms. Its participants are counted together as All, "
+            "from enrollment (day 0 is the consent date, and sessions of any service count); the CONSORT "
+            "diagram stops at enrollment, Table 1 shows the enrolled participants, and the engagement "
+            "table's Enrolled column (randomized in engagement_by_arm.csv) counts the enrolled."
+        )
+    text = f"Randomized study with {len(arms.labels)} arms, from the study profile: {', '.join(arms.labels)}."
+    given = [a for a in arms.labels if a in arms.by_allocation]
+    if given:
+        text += (f" {', '.join(given)}: the intervention is given by allocation (received intervention "
+                 "equals allocated).")
+    return text
+
+
+def _disclosure_rule(c: ReportContext) -> str:
+    if c.audience == "public":
+        return (
             f"Public audience: every count from 1 to {c.min_cell} inclusive is suppressed, together with "
             "complementary cells chosen so that no suppressed count can be recovered from any total or from "
             "another table of this extract; a rate or estimate computed from a suppressed count is suppressed "
             "with it."
         )
-    else:
-        rule = (
-            "Funder audience: true counts in every aggregate, as the funder's reporting rules require; "
-            "no small-cell suppression is applied."
-        )
-    meta = [f"Data as of {_e(c.as_of)}", f"Audience: {_e(c.audience)}"]
+    return (
+        "Funder audience: true counts in every aggregate, as the funder's reporting rules require; "
+        "no small-cell suppression is applied."
+    )
+
+
+def _summary_section(c: ReportContext, title: str) -> str:
+    when = f"{c.as_of_words} (site time; {c.as_of})" if c.as_of_words else c.as_of
+    meta = [f"Data as of {_e(when)}", f"Audience: {_e(c.audience)}"]
     if c.event_store_position is not None:
         meta.append(f"Event-store position {_e(c.event_store_position)}")
     if c.code_version:
@@ -505,28 +556,96 @@ def report_html(context: ReportContext | Mapping) -> str:
     if c.suppressed_counts:
         items = ", ".join(f"{_e(k)}: {int(v)}" for k, v in c.suppressed_counts.items())
         supp_note = f"<p>Cells suppressed per file: {items}.</p>"
-    foot = (
-        f'<p class="foot">{DASH} suppressed (a count from 1 to {c.min_cell}, a complementary cell, or a value '
-        f"computed from one), or not estimable (a rate with no denominator, a Kaplan-Meier estimate beyond "
-        f"follow-up).</p>"
-        if public
-        else f'<p class="foot">{DASH} not estimable: a rate with no denominator, a Kaplan-Meier median never '
-        "reached or an estimate beyond follow-up, a confidence limit where the estimate is 1 or 0.</p>"
-    )
-    if public:
-        km_part = km_points_svg(c.retention_by_arm, c.arms)
-        km_caption = (
+    glossary = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in GLOSSARY)
+    return "\n".join([
+        '<section id="summary">',
+        f"<h1>{_e(title)}</h1>",
+        '<p class="meta">' + " \u00b7 ".join(meta) + "</p>",
+        f"<p>Data cut: {_e(when)}, the as-of: events the sources had recorded by then.</p>",
+        f'<p class="design">{_e(_design_text(c.arms))}</p>',
+        f'<div class="rule"><p><strong>Disclosure rule.</strong> {_e(_disclosure_rule(c))}</p>{supp_note}</div>',
+        f'<dl class="glossary">{glossary}</dl>',
+        "</section>",
+    ])
+
+
+def _retention_chart(c: ReportContext) -> tuple[str, str]:
+    if c.audience == "public":
+        return km_points_svg(c.retention_by_arm, c.arms), (
             "Kaplan-Meier probability of still being in treatment at 30, 60 and 90 days by arm, with 95% "
             "confidence limits (Greenwood, log-log); published estimates only."
         )
-    else:
-        curves = {a: c.km_curves[a] for a in c.arms.plotted if a in c.km_curves}
-        km_part = km_svg(curves, c.arms)
-        km_caption = (
-            "Kaplan-Meier estimate of time in treatment by arm: admission to the first discharge of any "
-            "reason; still in treatment at the data cut or a withdrawal date is censored. Dashed lines "
-            "at 30, 60 and 90 days."
-        )
+    curves = {a: c.km_curves[a] for a in c.arms.plotted if a in c.km_curves}
+    return km_svg(curves, c.arms), (
+        "Kaplan-Meier estimate of time in treatment by arm: admission to the first discharge of any "
+        "reason; still in treatment at the data cut or a withdrawal date is censored. Dashed lines "
+        "at 30, 60 and 90 days."
+    )
+
+
+def _table1_cell(row: Mapping | None, participants, continuous: bool) -> str:
+    if row is None and continuous:
+        return f'<td class="supp">{DASH}</td>'
+    if row is None:  # a level the stratum has no row for (``Missing`` where nobody lacks the value): nobody
+        return '<td class="num">0 (0.0%)</td>' if participants else '<td class="num">0</td>'
+    if row["n"] is None:
+        return f'<td class="supp">{DASH}</td>'
+    if row["level"] is None:  # continuous: mean (SD), over n with a value
+        if row["mean"] is None:
+            return f'<td class="num">{DASH} (n = {row["n"]})</td>'
+        sd = DASH if row["sd"] is None else f"{row['sd']:.1f}"
+        return f'<td class="num">{row["mean"]:.1f} ({sd})</td>'
+    pct = DASH if row["pct"] is None else f"{row['pct']:.1f}%"
+    return f'<td class="num">{row["n"]} ({pct})</td>'
+
+
+def table1_html(t1: pl.DataFrame | None, arms: StudyArms) -> str:
+    """Table 1 in the reader's layout: one row per characteristic and level, a column per stratum
+    (Overall, then each arm); n (%) or mean (SD); the header gives each stratum's participants."""
+    if t1 is None or t1.height == 0:
+        return "<p>No baseline characteristics in this build.</p>"
+    strata = [s for s in (OVERALL, *arms.labels) if s in set(t1["stratum"].to_list())]
+    cells = {(r["stratum"], r["characteristic"], r["level"]): r for r in t1.iter_rows(named=True)}
+    size = {s: cells.get((s, PARTICIPANTS, None), {}).get("n") for s in strata}
+    head = "".join(f"<th>{_e(s)} (n = {_num(size[s])})</th>" for s in strata)
+    rows = []
+    keys = [k for k in dict.fromkeys((r[1], r[2]) for r in cells) if k[0] != PARTICIPANTS]
+    for characteristic, level in keys:
+        label = characteristic if level is None else f"{characteristic}: {level}"
+        tds = "".join(_table1_cell(cells.get((s, characteristic, level)), size[s], level is None) for s in strata)
+        rows.append(f"<tr><th>{_e(label)}</th>{tds}</tr>")
+    return (f'<table class="table1">\n<thead><tr><th>Characteristic</th>{head}</tr></thead>\n<tbody>\n'
+            + "\n".join(rows) + "\n</tbody>\n</table>")
+
+
+def _table1_section(c: ReportContext) -> str:
+    who = ("the randomized participants, overall and by arm" if c.arms.randomized
+           else "the enrolled participants (the study is not randomized)")
+    return "\n".join([
+        '<section id="table1">',
+        "<h2>Baseline characteristics (Table 1)</h2>",
+        f'<p class="foot">Participants: {_e(who)}; scope-2 withdrawals excepted. n (%) for categories, '
+        "mean (SD) for continuous characteristics.</p>",
+        table1_html(c.table1, c.arms),
+        "</section>",
+    ])
+
+
+def _foot(c: ReportContext) -> str:
+    if c.audience == "public":
+        return (f'<p class="foot">{DASH} suppressed (a count from 1 to {c.min_cell}, a complementary cell, or a '
+                "value computed from one), or not estimable (a rate with no denominator, a Kaplan-Meier "
+                "estimate beyond follow-up).</p>")
+    return (f'<p class="foot">{DASH} not estimable: a rate with no denominator, a Kaplan-Meier median never '
+            "reached or an estimate beyond follow-up, a confidence limit where the estimate is 1 or 0.</p>")
+
+
+def report_html(context: ReportContext | Mapping) -> str:
+    """The report as an HTML string (see module docstring); ``context`` a ReportContext or a mapping of its fields."""
+    c = _ctx(context)
+    name = c.study_name or "Engagement interventions trial"
+    title = c.title or f"{name} \u2014 {c.audience} extract"
+    km_part, km_caption = _retention_chart(c)
     alliance = (
         c.alliance_by_session
         if c.alliance_by_session is not None
@@ -535,6 +654,8 @@ def report_html(context: ReportContext | Mapping) -> str:
     pct = {k: 1 for k in ENGAGEMENT_LABELS if k.endswith("_pct")}
     eng_places = {**pct, "sessions_attended_mean": 2}
     ret_places = {"dropped_out_pct": 1, **{k: 4 for k in RETENTION_LABELS if k.startswith("km_")}}
+    eng_labels = ENGAGEMENT_LABELS if c.arms.randomized else {**ENGAGEMENT_LABELS, "randomized": "Enrolled"}
+    by = "by arm" if c.arms.randomized else "(all enrolled, not randomized)"
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en">',
@@ -544,24 +665,32 @@ def report_html(context: ReportContext | Mapping) -> str:
         f"<style>{CSS}</style>",
         "</head>",
         "<body>",
-        f"<h1>{_e(title)}</h1>",
-        '<p class="meta">' + " \u00b7 ".join(meta) + "</p>",
-        f'<div class="rule"><p><strong>Disclosure rule.</strong> {_e(rule)}</p>{supp_note}</div>',
+        _summary_section(c, title),
+        '<section id="consort">',
         "<h2>Participant flow (CONSORT)</h2>",
         consort_svg(c.consort_flow, c.arms.labels),
-        "<h2>Retention in treatment</h2>",
+        "</section>",
+        _table1_section(c),
+        '<section id="retention">',
+        f"<h2>Retention in treatment {by}</h2>",
         km_part,
         f'<p class="foot">{_e(km_caption)}</p>',
-        "<h2>Working alliance over sessions</h2>",
+        _table(c.retention_by_arm, RETENTION_LABELS, ret_places),
+        "</section>",
+        '<section id="alliance">',
+        f"<h2>Working alliance over sessions {by}</h2>",
         alliance_svg(alliance, c.arms),
-        '<p class="foot">Mean client-rated alliance total by case-management session number and arm.</p>',
+        '<p class="foot">Mean client-rated alliance total by session number and arm.</p>',
+        "</section>",
+        '<section id="nih">',
         "<h2>NIH Inclusion Enrollment Report</h2>",
         nih_table_html(c.nih_grid),
-        "<h2>Engagement by arm</h2>",
-        _table(c.engagement_by_arm, ENGAGEMENT_LABELS, eng_places),
-        "<h2>Retention by arm</h2>",
-        _table(c.retention_by_arm, RETENTION_LABELS, ret_places),
-        foot,
+        "</section>",
+        '<section id="engagement">',
+        f"<h2>Engagement {by}</h2>",
+        _table(c.engagement_by_arm, eng_labels, eng_places),
+        "</section>",
+        _foot(c),
         "</body>",
         "</html>",
         "",

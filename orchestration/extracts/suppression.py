@@ -7,9 +7,10 @@ a row), count columns (subject to suppression) and derived columns (rates,
 means, estimates), each declared with the count columns of the same row it
 is computed from. A *cell* is (table, row key, count column).
 
-A ``Relation`` declares what a reader knows: ``total = sum(parts) + offset``
+A ``Relation`` declares what a reader knows: ``total + sum(extra) = sum(parts) + offset``
 (a row ``All`` = sum of the arms, a CONSORT box = sum of the boxes under it,
-an NIH total = sum of its cells, the same number in two tables: ``a = b``).
+an NIH total = sum of its cells, the same number in two tables: ``a = b``;
+``extra`` when two sums of cells are equal, as Table 1's levels and the NIH grid).
 The offset is a known constant; protection depends only on the structure.
 
 Algorithm (deterministic)
@@ -48,7 +49,17 @@ import polars as pl
 
 from . import nih as nihmod
 from .arms import ALL
-from .tables import ENGAGEMENT_COUNTS, ENGAGEMENT_DERIVED, RETENTION_COUNTS, RETENTION_DERIVED
+from .tables import (
+    ENGAGEMENT_COUNTS,
+    ENGAGEMENT_DERIVED,
+    MULTI_VALUED,
+    OVERALL,
+    PARTICIPANTS,
+    RETENTION_COUNTS,
+    RETENTION_DERIVED,
+    TABLE1_DERIVED,
+    TABLE1_SCHEMA,
+)
 
 DEFAULT_MIN_CELL = 10
 
@@ -62,16 +73,21 @@ class Cell:
 
 @dataclass(frozen=True)
 class Relation:
-    """``total = sum(parts) + offset``, known to the reader."""
+    """``total + sum(extra) = sum(parts) + offset``, known to the reader."""
 
     total: Cell
     parts: tuple[Cell, ...]
     offset: int = 0
     name: str = ""
+    extra: tuple[Cell, ...] = ()
 
     @property
     def cells(self) -> tuple[Cell, ...]:
-        return (self.total, *self.parts)
+        return (self.total, *self.extra, *self.parts)
+
+    def terms(self) -> tuple[tuple[Cell, int], ...]:
+        """Each cell with its coefficient in ``total + sum(extra) - sum(parts) = offset``."""
+        return ((self.total, 1), *((e, 1) for e in self.extra), *((p, -1) for p in self.parts))
 
 
 @dataclass(frozen=True)
@@ -130,7 +146,7 @@ def recoverable_cells(suppressed: Sequence[Cell], relations: Iterable[Relation])
     rows = []
     for rel in relations:
         row: dict[int, Fraction] = {}
-        for cell, coef in ((rel.total, 1), *((p, -1) for p in rel.parts)):
+        for cell, coef in rel.terms():
             if cell in index:
                 j = index[cell]
                 row[j] = row.get(j, 0) + Fraction(coef)
@@ -263,6 +279,8 @@ ENGAGEMENT = "engagement_by_arm"
 RETENTION = "retention_by_arm"
 NIH = "nih_inclusion_enrollment"
 NIH_TOTALS = "nih_totals"
+TABLE1 = "table1"
+TABLE1_KEYS = ("stratum", "characteristic", "level")
 NIH_KEYS = ("ethnicity", "race", "sex")
 
 
@@ -367,6 +385,50 @@ def nih_relations(nih: CountTable) -> list[Relation]:
     return rels
 
 
+def table1_relations(t1: CountTable, arms: Sequence[str]) -> list[Relation]:
+    """Within Table 1 (the long form of ``tables.table1_by_arm``): in each stratum, participants = the sum
+    of the levels (``Missing`` included) of every single-valued categorical characteristic; and, in a
+    randomized study, every row's Overall = the sum of its arms."""
+    keys = [k for k in t1.df.select(TABLE1_KEYS).iter_rows()]
+    strata = list(dict.fromkeys(k[0] for k in keys))
+    rels = []
+    for stratum in strata:
+        rows = [k for k in keys if k[0] == stratum and k[2] is not None and k[1] not in MULTI_VALUED]
+        total = (stratum, PARTICIPANTS, None)
+        for c in dict.fromkeys(k[1] for k in rows):
+            rels.append(Relation(t1.cell(total, "n"), tuple(t1.cell(k, "n") for k in rows if k[1] == c),
+                                 name=f"table1 {stratum}: participants = sum({c})"))
+    present = set(keys)
+    for _, c, level in (k for k in keys if k[0] == OVERALL and arms):
+        parts = [(a, c, level) for a in arms if (a, c, level) in present]
+        if parts:
+            rels.append(Relation(t1.cell((OVERALL, c, level), "n"), tuple(t1.cell(k, "n") for k in parts),
+                                 name=f"table1 {c}/{level}: Overall = sum(arms)"))
+    return rels
+
+
+def _table1_nih_relations(t1: CountTable, nih: CountTable) -> list[Relation]:
+    """A study without arms shows the enrolled in Table 1: the NIH grid's population. Its sex, ethnicity
+    and race levels (``Missing`` as unknown) add up to the grid's sums of the same NIH category."""
+    T = nihmod.TOTAL
+    maps = {
+        "race": (nihmod.nih_race, lambda v: [(T, v, T)]),
+        "sex": (nihmod.nih_sex, lambda v: [(e, T, v) for e in nihmod.ETHNICITIES]),
+        "ethnicity": (nihmod.nih_ethnicity, lambda v: [(v, r, s) for r in nihmod.RACES for s in nihmod.SEXES]),
+    }
+    rels = []
+    keys = [k for k in t1.df.select(TABLE1_KEYS).iter_rows() if k[0] == OVERALL and k[1] in maps]
+    for concept, (to_nih, grid_cells) in maps.items():
+        groups: dict[str, list[tuple]] = {}
+        for k in (k for k in keys if k[1] == concept and k[2] is not None):
+            groups.setdefault(to_nih(None if k[2] == "Missing" else k[2]), []).append(k)
+        for category, levels in groups.items():
+            first, *rest = (t1.cell(k, "n") for k in levels)
+            rels.append(Relation(first, tuple(nih.cell(g, "n") for g in grid_cells(category)),
+                                 extra=tuple(rest), name=f"table1 {concept} {category} = NIH"))
+    return rels
+
+
 def _cross_relations(consort: CountTable, eng: CountTable, nih: CountTable | None, arms: Sequence[str]) -> list[Relation]:
     """The relations between consort_flow, engagement_by_arm and the NIH grid (see ``extract_tables``)."""
     ckeys = set(consort.df.select(consort.keys).iter_rows())
@@ -402,6 +464,23 @@ def _cross_relations(consort: CountTable, eng: CountTable, nih: CountTable | Non
     return rels
 
 
+def _table1_cross_relations(
+    t1: CountTable, eng: CountTable | None, nih: CountTable | None, arms: Sequence[str]
+) -> list[Relation]:
+    """Table 1's participants per stratum = engagement_by_arm's randomized (the randomized, or without arms
+    the enrolled, minus scope-2 withdrawals, in both); without arms, its levels against the NIH grid."""
+    rels = []
+    keys = set(t1.df.select(TABLE1_KEYS).iter_rows())
+    ekeys = set(eng.df["arm"].to_list()) if eng is not None else set()
+    for stratum, arm in ((OVERALL, ALL), *((a, a) for a in arms)):
+        if (stratum, PARTICIPANTS, None) in keys and arm in ekeys:
+            rels.append(Relation(t1.cell((stratum, PARTICIPANTS, None), "n"), (eng.cell(arm, "randomized"),),
+                                 name=f"table1 participants({stratum}) = randomized({arm})"))
+    if nih is not None and not arms:
+        rels += _table1_nih_relations(t1, nih)
+    return rels
+
+
 def extract_tables(
     consort_flow: pl.DataFrame | None = None,
     engagement_by_arm: pl.DataFrame | None = None,
@@ -410,6 +489,7 @@ def extract_tables(
     *,
     arms: Sequence[str],
     by_allocation: Iterable[str] = (),
+    table1: pl.DataFrame | None = None,
 ) -> tuple[list[CountTable], list[Relation]]:
     """The extract's count tables and every relation between them that a reader knows.
 
@@ -426,6 +506,10 @@ def extract_tables(
     * A study without arms: NIH grand total = engagement_by_arm.randomized(All)
       (both the enrolled minus scope-2 withdrawals), and that = consort_flow
       enrolled (exact unless someone withdrew all data; a reader may assume it).
+    * ``table1`` (the long form of ``tables.table1_by_arm``, as the report
+      shows it): its own sums (``table1_relations``), its participants per
+      stratum = engagement_by_arm.randomized, and in a study without arms its
+      sex, ethnicity and race levels = the NIH grid's sums.
     """
     tables: list[CountTable] = []
     rels: list[Relation] = []
@@ -450,6 +534,11 @@ def extract_tables(
         rels += nih_relations(nih)
     if consort is not None and eng is not None:
         rels += _cross_relations(consort, eng, nih, arms)
+    if table1 is not None:
+        t1 = CountTable(TABLE1, table1.select(list(TABLE1_SCHEMA)), TABLE1_KEYS, ("n",), TABLE1_DERIVED)
+        tables.append(t1)
+        rels += table1_relations(t1, arms)
+        rels += _table1_cross_relations(t1, eng, nih, arms)
     return tables, rels
 
 
@@ -462,9 +551,10 @@ def suppress_extract(
     *,
     arms: Sequence[str],
     by_allocation: Iterable[str] = (),
+    table1: pl.DataFrame | None = None,
 ) -> tuple[dict[str, pl.DataFrame], dict[str, int]]:
-    """Suppress the public extract's aggregate tables together (``arms``, ``by_allocation``: see
-    ``extract_tables``).
+    """Suppress the public extract's aggregate tables together (``arms``, ``by_allocation``, ``table1``:
+    see ``extract_tables``).
 
     Returns tables keyed by file stem: ``consort_flow`` (columns stage, arm,
     n, reason, in the input's row order), ``engagement_by_arm``,
@@ -474,7 +564,8 @@ def suppress_extract(
     and the cells emptied per file (``nih_totals`` counted separately).
     """
     tables, rels = extract_tables(
-        consort_flow, engagement_by_arm, retention_by_arm, nih_grid, arms=arms, by_allocation=by_allocation
+        consort_flow, engagement_by_arm, retention_by_arm, nih_grid, arms=arms, by_allocation=by_allocation,
+        table1=table1,
     )
     out, counts = suppress(tables, rels, min_cell)
     if NIH in out:

@@ -206,3 +206,65 @@ def alliance_by_session(
     return pl.DataFrame(
         rows, schema={"arm": pl.Utf8, "session_number": pl.Int64, "n": pl.Int64, "mean_total": pl.Float64}
     )
+
+
+# ------------------------------------------------------------------ Table 1
+
+OVERALL = "Overall"
+PARTICIPANTS = "participants"  # Table 1's first row per stratum: its participants (n)
+MULTI_VALUED = ("cooccurring",)  # a participant may count in several of its levels
+TABLE1_SCHEMA = {
+    "stratum": pl.Utf8,
+    "characteristic": pl.Utf8,
+    "level": pl.Utf8,
+    "n": pl.Int64,
+    "pct": pl.Float64,
+    "mean": pl.Float64,
+    "sd": pl.Float64,
+}
+TABLE1_DERIVED = {"pct": ("n",), "mean": ("n",), "sd": ("n",)}
+
+
+def table1_cohort(arms: Sequence[str]) -> str:
+    """The cohort the extract shows (CONTRACT 4): ``randomized``; ``enrolled`` in a study without arms."""
+    return "randomized" if arms else "enrolled"
+
+
+def _stratum_participants(g: pl.DataFrame) -> int:
+    """A stratum's participants: the sum over the levels (with ``Missing``) of a single-valued categorical
+    characteristic, else the largest n of a continuous one."""
+    categorical = g.filter(pl.col("level").is_not_null() & ~pl.col("characteristic").is_in(MULTI_VALUED))
+    if categorical.height:
+        first = categorical["characteristic"][0]
+        return int(categorical.filter(pl.col("characteristic") == first)["n"].sum())
+    return int(g["n"].max() or 0)
+
+
+def table1_by_arm(table1: pl.DataFrame, arms: Sequence[str]) -> pl.DataFrame:
+    """The extract's Table 1 in long form: the cohort of ``table1_cohort``, strata ``Overall`` then each arm.
+
+    ``table1`` is the analyst table (cohort, stratum, characteristic, level, n,
+    pct, mean, sd; characteristic_order and level_order when present give the
+    row order). Each stratum starts with a ``participants`` row (n = its
+    participants); columns as ``TABLE1_SCHEMA``, rows by stratum, then the
+    table's order.
+    """
+    strata = (OVERALL, *arms)
+    df = table1.filter((pl.col("cohort") == table1_cohort(arms)) & pl.col("stratum").is_in(list(strata)))
+    order = [c for c in ("characteristic_order", "level_order") if c in df.columns]
+    if order:
+        df = df.sort(order, maintain_order=True)
+    body = df.select(
+        pl.col("stratum").cast(pl.Utf8),
+        pl.col("characteristic").cast(pl.Utf8),
+        pl.col("level").cast(pl.Utf8),
+        pl.col("n").cast(pl.Int64),
+        *(pl.col(c).cast(pl.Float64) for c in ("pct", "mean", "sd")),
+    )
+    parts = []
+    for stratum in strata:
+        g = body.filter(pl.col("stratum") == stratum)
+        head = {"stratum": stratum, "characteristic": PARTICIPANTS, "level": None, "n": _stratum_participants(g),
+                "pct": None, "mean": None, "sd": None}
+        parts += [pl.DataFrame([head], schema=TABLE1_SCHEMA), g]
+    return pl.concat(parts)

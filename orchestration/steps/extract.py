@@ -177,9 +177,10 @@ def write_extract(settings: Settings, as_of_text: str, audience: str, position: 
         tables = read_tables(settings, build)
     finally:
         build.cleanup()
-    arms = StudyArms.from_profile(build.profile or load_profile(settings.study_profile))
-    files, facts = extract_files(tables, arms=arms, audience=audience, as_of=as_of, min_cell=settings.min_cell,
-                                 k_anon=settings.k_anon)
+    profile = build.profile or load_profile(settings.study_profile)
+    files, facts = extract_files(tables, arms=StudyArms.from_profile(profile), audience=audience, as_of=as_of,
+                                 min_cell=settings.min_cell, k_anon=settings.k_anon, study_name=profile.name,
+                                 site_tz=settings.site_tz, position=build.position)
     if "participant_level.csv" in files:
         guard_participant_level(files["participant_level.csv"], tables["shared_ids"], settings.k_anon)
     manifest = {
