@@ -1,3 +1,4 @@
+-- noqa: disable=LT02
 -- Per analysed participant (scope-2 withdrawals included, for CONSORT): the
 -- sessions of the arm's own intervention service (the study profile's `arms`)
 -- attended 0-60 days after day 0, each session_number once. An arm whose
@@ -28,21 +29,29 @@ own_sessions as (
             {%- endfor %}
         )
         {%- endif %}
+),
+
+counted as (
+    select
+        r.record_id,
+        r.arm,
+        count(distinct s.session_number) as sessions_attended,
+        min(s.days_since_day_zero) as days_to_first_session
+    from analysed as r
+    left join own_sessions as s on r.record_id = s.record_id
+    group by r.record_id, r.arm
 )
 
+{%- set by_allocation = [] %}
+{%- for arm, service in services.items() if not service %}{% do by_allocation.append(arm) %}{% endfor %}
+
 select
-    r.record_id,
-    r.arm,
-    count(distinct s.session_number) as sessions_attended,
-    min(s.days_since_day_zero) as days_to_first_session,
-    {%- set by_allocation = [] %}
-    {%- for arm, service in services.items() if not service %}{% do by_allocation.append(arm) %}{% endfor %}
-    {%- if by_allocation %}
-    r.arm in ({% for arm in by_allocation %}{{ sql_text(arm) }}{% if not loop.last %}, {% endif %}{% endfor %})
-    or count(distinct s.session_number) >= 1 as received_intervention
-    {%- else %}
-    count(distinct s.session_number) >= 1 as received_intervention
-    {%- endif %}
-from analysed as r
-left join own_sessions as s on r.record_id = s.record_id
-group by r.record_id, r.arm
+    record_id,
+    arm,
+    sessions_attended,
+    days_to_first_session,
+    sessions_attended >= 1
+    {%- for arm in by_allocation %}
+    or arm = {{ sql_text(arm) }}
+    {%- endfor %} as received_intervention
+from counted

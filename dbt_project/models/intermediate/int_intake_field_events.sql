@@ -1,3 +1,4 @@
+-- noqa: disable=LT02
 {{ config(materialized='incremental', incremental_strategy='append') }}
 -- Intake change events of the records themselves (not repeating-instrument
 -- instances), one row per field they set: first-seen records give a row per field

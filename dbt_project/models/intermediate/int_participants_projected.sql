@@ -59,14 +59,16 @@ race_labelled as (
         on c.concept = 'race' and list_contains(r.race_codes, c.code)
     group by r.record_id
 ),
+{%- if p['all_consented'] or derive %}
 
-first_seen as (
+first_seen as (  -- noqa: ST03
     -- the export moment of the first snapshot that held each record
     select record_id, min(exported_at) as first_seen_at
     from {{ ref('stg_intake__events') }}
     where event_type = 'intake_recorded'
     group by record_id
 ),
+{%- endif %}
 
 cooccurring_labelled as (
     select
@@ -86,9 +88,9 @@ typed as (
         {%- if derive %}
         -- whole years at the assessment date (else at the first export holding the record)
         date_sub(
-            'year', b.born_on,
+            'year', b.born_on,  -- noqa: RF01
             {% if derive['at'] == 'assessment_date' %}coalesce(try_cast(r.assessment_date_raw as date), {% endif -%}
-            {{ local_date('fs.first_seen_at') }}{% if derive['at'] == 'assessment_date' %}){% endif %}
+            {{ local_date('fs.first_seen_at') }}{% if derive['at'] == 'assessment_date' %}){% endif %}  -- noqa: RF01
         ) as age,
         {%- else %}
         try_cast(r.age_raw as integer) as age,
@@ -132,7 +134,7 @@ typed as (
         -- else the day of the first export that held it
         coalesce(
             try_cast(r.consent_date_raw as date), try_cast(r.assessment_date_raw as date),
-            {{ local_date('fs.first_seen_at') }}
+            {{ local_date('fs.first_seen_at') }}  -- noqa: RF01
         ) as consent_date,
         {%- else %}
         try_cast(r.consent_date_raw as date) as consent_date,
@@ -151,8 +153,12 @@ typed as (
     from raw as r
     left join race_labelled as rl on r.record_id = rl.record_id
     left join cooccurring_labelled as cl on r.record_id = cl.record_id
-    left join first_seen as fs on r.record_id = fs.record_id
-    left join {{ ref('stg_intake__birth_dates') }} as b on r.record_id = b.record_id
+    {%- if p['all_consented'] or derive %}
+    left join first_seen as fs on r.record_id = fs.record_id  -- noqa: ST11
+    {%- endif %}
+    {%- if derive %}
+    left join {{ ref('stg_intake__birth_dates') }} as b on r.record_id = b.record_id  -- noqa: ST11
+    {%- endif %}
 ),
 
 framed as (

@@ -1,3 +1,4 @@
+-- noqa: disable=LT02,LT05,ST05
 -- Table 1: baseline characteristics by cohort (enrolled; randomized, in a study
 -- with arms; qualitative) and stratum (Overall and each of the profile's arms). Categorical rows carry n and pct (rounded half
 -- away from zero to one decimal in integer arithmetic); every level the
