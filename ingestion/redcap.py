@@ -312,7 +312,8 @@ def _row_keys(df: pl.DataFrame, record_field: str) -> pl.DataFrame:
 
     The key is the record, or record#instrument#instance for a repeating instrument's row;
     in a longitudinal export (with `redcap_event_name`) record#event, with #instrument#instance
-    for a repeating instrument's row (#instance alone for a repeating event's).
+    for a repeating instrument's row (#instance alone for a repeating event's). A row without
+    a record id, or a longitudinal export's row without its event, has none.
     """
     def blank(c: str) -> pl.Expr:
         if c not in df.columns:
@@ -323,8 +324,9 @@ def _row_keys(df: pl.DataFrame, record_field: str) -> pl.DataFrame:
                          blank(REPEAT_INSTRUMENT).alias("__inst"), blank(REPEAT_INSTANCE).alias("__num"))
     rid, event, inst, num = (pl.col(c) for c in ("__rid", "__event", "__inst", "__num"))
     instance = pl.when(inst.is_not_null()).then(num.fill_null("1")).otherwise(num)
+    placed = event.is_not_null() if EVENT_NAME in df.columns else pl.lit(True)  # a longitudinal row needs its event
     return df.with_columns(
-        pl.when(rid.is_null()).then(None)
+        pl.when(rid.is_null() | ~placed).then(None)
         .when(event.is_not_null()).then(pl.concat_str([rid, event, inst, instance], separator="#", ignore_nulls=True))
         .when(inst.is_null()).then(rid)
         .otherwise(pl.concat_str([rid, inst, num.fill_null("1")], separator="#"))
@@ -403,7 +405,7 @@ def _unreadable_rows(df: pl.DataFrame, dictionary: pl.DataFrame, value_cols: lis
             pl.lit(None, pl.Utf8)),
         bad(df.filter(pl.col("__rid").is_not_null() & pl.col("__event").is_null()) if longitudinal else df.head(0),
             "missing_event", "the row has no redcap_event_name, though the export is longitudinal: its record "
-            "keeps its previous state"),
+            "keeps its previous state", pl.lit(None, pl.Utf8)),
         bad(df.filter(pl.col("__key").is_not_null() & pl.col("__key").is_duplicated()), "duplicate_record",
             "the record (and event, repeat instance) appears on more than one row of this export"),
     ]
@@ -581,13 +583,15 @@ def _stage_changes(conn: duckdb.DuckDBPyConnection, source: str, exported_at: da
     held_present = _run(conn, "select count(*) from snap_held_life where last_type = $rec", params).fetchone()[0]
     removed = _run(conn, f"select count(*) from ({_GONE_SQL})", params).fetchone()[0]
     if held_present and removed / held_present > SUSPECT_REMOVAL_SHARE and not force:
+        # the share is of the rows held: a longitudinal export filtered by event removes rows, not records
+        what = "record events" if longitudinal else "records"
         conn.execute("delete from stage_quarantine")
         conn.execute(
             "insert into stage_quarantine values (null, 'suspect_snapshot', ?)",
-            [f"the snapshot would remove {removed} of {held_present} records (more than 5%); "
+            [f"the snapshot would remove {removed} of {held_present} {what} (more than 5%); "
              f"nothing applied until `alliance-wh accept FILE` confirms it"],
         )
-        return "suspect", f"would remove {removed} of {held_present} records"
+        return "suspect", f"would remove {removed} of {held_present} {what}"
     params = {**params, "ts": exported_at, "iso": exported_at.isoformat(), "v": 1}
     # the row's place in the payload: `event` only in a longitudinal export (others keep the old form)
     ident_obj = "'record_id', r.record_id, " + ("'event', r.event, " if longitudinal else "") + \

@@ -20,7 +20,7 @@ import polars as pl
 import pytest
 from conftest import SAMPLES, land
 
-from ingestion.ingest import ingest_landing
+from ingestion.ingest import accept_file, ingest_landing
 from ingestion.profile import DictionaryView, check_profile, load_profile
 from ingestion.redcap import parse_dictionary
 from ingestion.settings import PROJECT_ROOT, load_settings
@@ -203,9 +203,11 @@ def test_russian_waits_for_its_dictionary_with_one_line(wh, monkeypatch, tmp_pat
 
 # -- Longitudinal: keyed by record and event ---------------------------------------------------
 
-def changed_export(updates: dict[tuple[str, str, str], str | None]) -> bytes:
-    """longitudinal/data.csv with (study_id, event, field) set to the value given."""
+def changed_export(updates: dict[tuple[str, str, str], str | None], drop: tuple[str, str] | None = None) -> bytes:
+    """longitudinal/data.csv with (study_id, event, field) set to the value given (and a row dropped)."""
     df = pl.read_csv(REDCAP / "longitudinal" / "data.csv", infer_schema=False)
+    if drop:
+        df = df.filter((pl.col("study_id") != drop[0]) | (pl.col("redcap_event_name") != drop[1]))
     for (rid, event, col), value in updates.items():
         hit = (pl.col("study_id") == rid) & (pl.col("redcap_event_name") == event)
         assert df.filter(hit).height == 1
@@ -301,17 +303,28 @@ def test_a_longitudinal_export_needs_the_profiles_intake_event(wh, monkeypatch, 
     assert location is None and "intake.event" in reason and "\n" not in reason
 
 
-def test_a_longitudinal_row_without_its_event_is_quarantined_and_its_record_keeps_its_state(wh, monkeypatch, tmp_path):
+def test_longitudinal_rows_without_their_event_keep_their_state_and_removals_are_per_event(wh, monkeypatch, tmp_path):
     settings = use_profile(monkeypatch, tmp_path, "longitudinal")
     land_sample(settings, "longitudinal")
     ingest_landing(settings)
     seq = top(settings)
-    # 100's dose 1 row loses its event name: it cannot be placed, so no row of 100 is removed
-    land_sample(settings, "longitudinal", changed_export({("100", "dose_1_arm_1", "redcap_event_name"): ""}),
+    # 100's dose 1 and dose 2 rows lose their event names: they cannot be placed, so no row of
+    # 100 is removed (and the two are not duplicates of each other)
+    land_sample(settings, "longitudinal", changed_export({("100", "dose_1_arm_1", "redcap_event_name"): "",
+                                                          ("100", "dose_2_arm_1", "redcap_event_name"): ""}),
                 "2024-01-03_1030")
     [snap] = ingest_landing(settings).outcomes
-    assert (snap.status, snap.reasons) == ("applied", {"missing_event": 1})
+    assert (snap.status, snap.reasons) == ("applied", {"missing_event": 2})
     assert new_events(settings, seq) == []
+    # 220's visit 1 row gone: 1 of 18 rows held (5.6%), held back as suspect (an export filtered
+    # by event by mistake removes rows, not whole records); accepted, it removes that row alone
+    path = land(settings, "intake", "LONGITUDINAL_DATA_2024-01-04_1030.csv",
+                changed_export({}, drop=("220", "visit_1_arm_1")))
+    [snap] = ingest_landing(settings).outcomes
+    assert (snap.status, snap.detail) == ("suspect", "would remove 1 of 18 record events")
+    accept_file(settings, path)
+    assert new_events(settings, seq) == [("intake_record_removed", {
+        "record_id": "220", "event": "visit_1_arm_1", "instrument": None, "instance": None})]
 
 
 @pytest.mark.parametrize("project", PROFILED)
