@@ -250,14 +250,16 @@ def table1_by_arm(table1: pl.DataFrame, arms: Sequence[str]) -> pl.DataFrame:
     table's order.
     """
     strata = (OVERALL, *arms)
-    df = table1.filter((pl.col("cohort") == table1_cohort(arms)) & pl.col("stratum").is_in(list(strata)))
+    # ENUM columns compared as text: a label outside an ENUM's levels is no error, only no match
+    df = table1.with_columns(pl.col(c).cast(pl.Utf8) for c in ("cohort", "stratum", "characteristic", "level"))
+    df = df.filter((pl.col("cohort") == table1_cohort(arms)) & pl.col("stratum").is_in(list(strata)))
     order = [c for c in ("characteristic_order", "level_order") if c in df.columns]
     if order:
         df = df.sort(order, maintain_order=True)
     body = df.select(
-        pl.col("stratum").cast(pl.Utf8),
-        pl.col("characteristic").cast(pl.Utf8),
-        pl.col("level").cast(pl.Utf8),
+        "stratum",
+        "characteristic",
+        "level",
         pl.col("n").cast(pl.Int64),
         *(pl.col(c).cast(pl.Float64) for c in ("pct", "mean", "sd")),
     )
