@@ -84,7 +84,8 @@ class Derivation(_Strict):
 
 
 class IntakeSection(_Strict):
-    event: str | None = None
+    # the event(s) holding the intake concepts: one name, or one per arm of a multi-arm project
+    event: str | list[str] | None = None
     fields: dict[str, str] = {}
     codes: dict[str, dict[str, str]] = {}
     derive: dict[Literal["age"], Derivation] = {}
@@ -182,7 +183,7 @@ class StudyProfile:
     codes: dict[str, dict[str, str]] = field(default_factory=dict)
     constants: dict[str, str] = field(default_factory=dict)
     derive_age: tuple[str, str] | None = None  # (the concept or field of the date of birth, at)
-    intake_event: str | None = None
+    intake_events: tuple[str, ...] = ()  # longitudinal projects: the events holding the intake concepts
     path: Path | None = None
 
     def field(self, concept: str) -> str | None:
@@ -218,7 +219,7 @@ class StudyProfile:
             "codes": codes,
             "constants": self.constants,
             "derive_age": ({"field": self.dob_field(), "at": self.derive_age[1]} if self.derive_age else None),
-            "intake_event": self.intake_event,
+            "intake_event": list(self.intake_events) or None,
         }
 
 
@@ -276,7 +277,8 @@ def load_profile(path: Path) -> StudyProfile:
         codes={k: dict(v) for k, v in intake.codes.items()},
         constants={k: _yes_no_constant(k, v, intake.yes_code) for k, v in intake.constants.items()},
         derive_age=(age.from_, age.at) if age else None,
-        intake_event=intake.event,
+        intake_events=(tuple(intake.event) if isinstance(intake.event, list)
+                       else (intake.event,) if intake.event else ()),
         path=path,
     )
 

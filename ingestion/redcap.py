@@ -451,16 +451,17 @@ def _intake_event_notes(conn: duckdb.DuckDBPyConnection, good: pl.DataFrame, pro
     The events are stored all the same (every event's fields are events in the store); only
     which rows are a participant's intake depends on it, and a corrected profile needs no re-ingest.
     """
-    event = profile.intake_event
-    if not event:
+    events = list(profile.intake_events)
+    if not events:
         reason = ("the export is longitudinal (redcap_event_name) but the study profile names no intake.event: "
                   "its rows are stored, but no record becomes a participant until the profile names the event "
                   "that holds the intake fields")
         conn.execute("insert into stage_quarantine values (null, 'no_intake_event', ?)", [reason])
-    elif good.height and not good.filter(pl.col("__event") == event).height:
+    elif good.height and not good.filter(pl.col("__event").is_in(events)).height:
         seen = sorted(good["__event"].drop_nulls().unique().to_list())
         listed = ", ".join(seen[:6]) + (", ..." if len(seen) > 6 else "")
-        reason = (f"no row of the export is of the study profile's intake.event `{event}` (its events: {listed}): "
+        reason = (f"no row of the export is of the study profile's intake.event `{', '.join(events)}` "
+                  f"(its events: {listed}): "
                   "no record of it is a participant")
         conn.execute("insert into stage_quarantine values (null, 'unknown_intake_event', ?)", [reason])
 

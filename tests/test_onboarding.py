@@ -39,6 +39,16 @@ GRIDS = {
         ("Hispanic or Latino", "Unknown or Not Reported", "Male"): 1,
         ("Unknown/Not Reported Ethnicity", "Unknown or Not Reported", "Unknown/Not Reported"): 3,
     },
+    # the enrollment rows (enrollment_arm_1 for 100 and 220, enrollment_arm_2 for 304; every other
+    # event's row is not intake): 100 sex 1 Male, ethnicity 0 Hispanic, race 4 White; 220 sex 0
+    # Female, ethnicity 2 Unknown / Not Reported, race 1 Asian; 304 Female, 2, race 4 White
+    "longitudinal": {
+        ("Hispanic or Latino", "White", "Male"): 1,
+        ("Unknown/Not Reported Ethnicity", "Asian", "Female"): 1,
+        ("Unknown/Not Reported Ethnicity", "White", "Female"): 1,
+    },
+    # two records, sex, race and ethnicity blank for both
+    "survey": {("Unknown/Not Reported Ethnicity", "Unknown or Not Reported", "Unknown/Not Reported"): 2},
     # three records, sex, race and ethnicity blank for all
     "dag": {("Unknown/Not Reported Ethnicity", "Unknown or Not Reported", "Unknown/Not Reported"): 3},
 }
@@ -48,6 +58,9 @@ def identifier_values(project: str) -> set[str]:
     folder = SAMPLES / "redcap" / project
     dictionary = list(csv.DictReader(open(folder / "dictionary.csv", encoding="utf-8-sig")))
     fields = {r["Variable / Field Name"] for r in dictionary if (r.get("Identifier?") or "").strip().lower() == "y"}
+    # and the fields the profiles map to identifier concepts, flagged or not (survey's dob is not)
+    fields |= {"dob", "email", "first_name", "last_name", "name_first", "name_last", "address", "telephone",
+               "telephone_1", "redcap_survey_identifier"}
     rows = list(csv.DictReader(open(folder / "data.csv", encoding="utf-8-sig")))
     return {r[f].strip() for r in rows for f in fields if f in r and len((r[f] or "").strip()) >= 4}
 
@@ -117,3 +130,37 @@ def test_no_identifier_of_the_project_is_published(onboarded):
     published = _published_text(warehouse, extract)
     leaked = {v for v in values for t in published if v in t}
     assert not leaked, f"{len(leaked)} identifier value(s) published"
+
+
+# (site, consented_on, age, sex_label) per participant, by hand from each data.csv: every record is
+# consented (all_consented) on its assessment date, else the day of the first export that held it
+# (2024-06-01); age is the project's own field, else whole years from dob at that date.
+PEOPLE = {
+    # no assessment date; age is its own `age` field; sex 0/FALSE Female, 1/TRUE Male (dictionary labels)
+    "project-simple": [(None, "2024-06-01", 11, "Female"), (None, "2024-06-01", 11, "Male"),
+                       (None, "2024-06-01", 59, "Male"), (None, "2024-06-01", 61, "Female"),
+                       (None, "2024-06-01", 80, "Male")],
+    # date_enrolled is the assessment date: 1 born 2010-10-14, enrolled 2019-10-14 -> 9 (the birthday);
+    # 2 born 2010-02-02, enrolled 2019-02-02 -> 9; 3 and 4 enrolled 2021-11-04 without dob; 5 has neither
+    "repeating-instruments-sparse": [(None, "2019-02-02", 9, "Male"), (None, "2019-10-14", 9, "Female"),
+                                     (None, "2021-11-04", None, None), (None, "2021-11-04", None, None),
+                                     (None, "2024-06-01", None, None)],
+    # date_enrolled is the assessment date, 2015-04-02 for all three: 100 born 1983-09-23 -> 31;
+    # 220 born 2011-02-12 -> 4; 304 born 2005-04-02 -> 10 (the birthday)
+    "longitudinal": [(None, "2015-04-02", 4, "Female"), (None, "2015-04-02", 10, "Female"),
+                     (None, "2015-04-02", 31, "Male")],
+    # no assessment date: age from dob at the first export (2024-06-01): born 2018-03-06 -> 6,
+    # born 2018-03-05 -> 6; sex not recorded
+    "survey": [(None, "2024-06-01", 6, None), (None, "2024-06-01", 6, None)],
+    # sites are the data access groups; nothing else recorded
+    "dag": [("daga", "2024-06-01", None, None), ("daga", "2024-06-01", None, None),
+            ("dagb", "2024-06-01", None, None)],
+}
+
+
+def test_consent_dates_ages_sites_and_the_study_s_own_labels(onboarded):
+    project, warehouse, _ = onboarded
+    with duckdb.connect(str(warehouse / "analytics.duckdb"), read_only=True) as con:
+        rows = con.execute("select site, cast(consented_on as varchar), age, sex_label from participants "
+                           "order by consented_on, age, sex_label, site").fetchall()
+    assert rows == sorted(PEOPLE[project], key=lambda r: (r[1], r[2] is None, r[2] or 0, r[3] or "~", r[0] or ""))

@@ -280,10 +280,11 @@ def test_longitudinal_rows_diff_per_record_and_event_and_the_intake_event_folds(
     assert [(t, p["record_id"], p["event"], p["field"], p["new"]) for t, p in new_events(settings, seq)] == [
         ("intake_field_corrected", "220", "enrollment_arm_1", "race", "3")]
 
-    # dbt folds the intake event's rows only: 100 and 220 (arm 1); 304's enrollment is
-    # enrollment_arm_2, not the profile's intake event, so it is not a participant
+    # dbt folds the intake events' rows only: 100 and 220 (enrollment_arm_1) and 304
+    # (enrollment_arm_2: the profile names both arms' enrollment events)
     fold = dbt_intake_fold(settings, PROFILES / "longitudinal.yaml", tmp_path / "dbt")
-    assert {r for r, _ in fold} == {"100", "220"}
+    assert {r for r, _ in fold} == {"100", "220", "304"}
+    assert (fold[("304", "sex")], fold[("304", "race")], fold[("304", "ethnicity")]) == ("0", "4", "2")
     assert (fold[("100", "sex")], fold[("100", "race")], fold[("100", "ethnicity")]) == ("1", "4", "0")
     assert (fold[("220", "sex")], fold[("220", "race")], fold[("220", "ethnicity")]) == ("0", "3", "2")
     assert fold[("100", "pmq1")] is None  # the enrollment row's pmq1 (blank), not dose 1's
@@ -337,5 +338,6 @@ def test_each_sample_profile_fits_its_sample_dictionary(project):
         listed = {c for c, _ in dictionary.codes[profile.fields[concept]]}
         assert set(profile.codes[concept]) == listed, concept
     assert profile.all_consented and not profile.arms
-    assert profile.dbt_vars()["intake_event"] == ("enrollment_arm_1" if project == "longitudinal" else None)
+    assert profile.dbt_vars()["intake_event"] == (["enrollment_arm_1", "enrollment_arm_2"]
+                                                  if project == "longitudinal" else None)
     assert (PROFILES / f"{project}.yaml").read_text().startswith("# Study profile for REDCapR")

@@ -3,8 +3,8 @@
 -- Intake change events of the records themselves (not repeating-instrument
 -- instances), one row per field they set: first-seen records give a row per field
 -- of the export, a correction its one field, a removal one row with no field.
--- A longitudinal project's rows are those of its intake event (the profile's
--- `intake.event`; the other events' fields stay in the store, unused here); rows
+-- A longitudinal project's rows are those of its intake event(s) (the profile's
+-- `intake.event`, one per arm where the arms' enrollments are separate events; the other events' fields stay in the store, unused here); rows
 -- without an event are a non-longitudinal project's. A record without a row of the
 -- intake event is not (yet) a participant.
 -- Append-only and incremental on the event-store sequence number.
@@ -13,7 +13,10 @@ with events as (
     select * from {{ ref('stg_intake__events') }}
     where (payload ->> 'instrument') is null
         {%- if intake_event %}
-        and coalesce(payload ->> 'event', {{ sql_text(intake_event) }}) = {{ sql_text(intake_event) }}
+        and (
+            (payload ->> 'event') is null
+            or (payload ->> 'event') in ({% for e in intake_event %}{{ sql_text(e) }}{% if not loop.last %}, {% endif %}{% endfor %})
+        )
         {%- else %}
         and (payload ->> 'event') is null
         {%- endif %}
