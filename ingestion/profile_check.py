@@ -23,7 +23,7 @@ from ingestion.profile import (
     load_profile,
     resolve_codes,
 )
-from ingestion.readers import ReadError
+from ingestion.readers import ReadError, read_csv_strings
 from ingestion.settings import ConfigError, Settings
 
 
@@ -73,6 +73,36 @@ def dictionary_in_effect(settings: Settings) -> DictionaryView | None:
             conn.close()
 
 
+def _newest_snapshot(settings: Settings) -> Path | None:
+    folder = settings.landing_dir / "intake"
+    if not folder.is_dir():
+        return None
+    timed = [(t, p) for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
+             if (t := redcap.snapshot_export_time(p.name, settings.site_tz)) is not None]
+    return max(timed)[1] if timed else None
+
+
+def event_problems(settings: Settings, profile: StudyProfile) -> list[str]:
+    """A longitudinal export (redcap_event_name) needs `intake.event`, naming events it holds."""
+    path = _newest_snapshot(settings)
+    if path is None:
+        return []
+    try:
+        export = read_csv_strings(path.read_bytes(), "REDCap export")
+    except ReadError:
+        return []  # ingest quarantines it with its reason
+    if redcap.EVENT_NAME not in export.columns:
+        return []
+    where = profile.path.name if profile.path else "profile"
+    held = sorted(export[redcap.EVENT_NAME].drop_nulls().str.strip_chars().unique().to_list())
+    listed = ", ".join(held[:8]) + (", ..." if len(held) > 8 else "")
+    if not profile.intake_events:
+        return [f"{where}: intake.event: intake/{path.name} is longitudinal (redcap_event_name) but the profile "
+                f"names no intake event; expected the event(s) holding the intake fields, among: {listed}"]
+    return [f"{where}: intake.event: `{e}` is not an event of intake/{path.name} (its events: {listed})"
+            for e in profile.intake_events if e not in held]
+
+
 def checked_profile(settings: Settings, require_dictionary: bool = False) -> StudyProfile:
     """The study profile, validated and held against the dictionary in effect; raises ProfileError."""
     profile = load_profile(settings.study_profile)
@@ -82,7 +112,7 @@ def checked_profile(settings: Settings, require_dictionary: bool = False) -> Stu
             raise ProfileError([f"{settings.study_profile.name}: no intake data dictionary has landed "
                                 f"(in {settings.landing_dir / 'intake'}) to check the profile against"])
         return profile
-    problems = check_profile(profile, dictionary)
+    problems = check_profile(profile, dictionary) + event_problems(settings, profile)
     if problems:
         raise ProfileError(problems)
     return profile

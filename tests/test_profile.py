@@ -247,3 +247,24 @@ def test_dictionary_drift_of_a_fixed_concept_stops_the_run_and_other_new_codes_f
         assert conn.execute("select count(*) from events.batches").fetchone()[0] == 1 < batches
     finally:
         conn.close()
+
+
+LONGITUDINAL = SAMPLES / "redcap" / "longitudinal"
+
+
+@pytest.mark.parametrize("event, expected", [
+    ("", "intake.event: intake/LONG_DATA_2024-06-01_1200.csv is longitudinal (redcap_event_name) but the profile "
+         "names no intake event"),
+    ("  event: enrolment_arm_1\n", "intake.event: `enrolment_arm_1` is not an event of intake/LONG_DATA_2024-06-01_1200.csv"),
+    ("  event: [enrollment_arm_1, enrollment_arm_2]\n", None),
+])
+def test_a_longitudinal_export_needs_its_intake_events_named(tmp_path, monkeypatch, capsys, wh, event, expected):
+    land(wh, "intake", "data_dictionary.csv", LONGITUDINAL / "dictionary.csv")
+    land(wh, "intake", "LONG_DATA_2024-06-01_1200.csv", LONGITUDINAL / "data.csv")
+    profile = write_profile(tmp_path, "intake:\n" + event + "  fields: {record_id: study_id}\n")
+    monkeypatch.setenv("ALLIANCE_STUDY_PROFILE", str(profile))
+    if expected is None:
+        assert main(["check-profile"]) == 0
+    else:
+        assert main(["check-profile"]) == 2
+        assert expected in capsys.readouterr().err
