@@ -469,10 +469,12 @@ def test_extract_of_a_study_without_arms(audience):
     assert "the enrolled participants (the study is not randomized)" in table1
     assert re.findall(r"<th>(\w+) \(n = ", table1) == ["Overall"]
     assert 'data-arm="All"' in _section(html, "retention") and 'data-arm="All"' in _section(html, "alliance")
+    assert "of all enrolled participants (All)" in _section(html, "retention")
     assert "<th>Enrolled</th>" in _section(html, "engagement")
     text = files["README.txt"].decode()
     assert "This study is not randomized: it has no arms." in text
     assert "the column `randomized` of engagement_by_arm.csv counts the enrolled" in text.replace("\n  ", " ")
+    assert "consort_flow.csv: The CONSORT participant flow, which stops at enrollment" in text
     if audience == "funder":
         level = pl.read_csv(io.BytesIO(files["participant_level.csv"]), infer_schema=False)
         assert level.height > 0 and set(level["arm"]) == {"Not randomized"}

@@ -49,6 +49,17 @@ FILES = {
 }
 
 
+WITHOUT_ARMS = {  # the descriptions that differ in a study without arms
+    "consort_flow.csv": "The CONSORT participant flow, which stops at enrollment: assessed, excluded (by reason), "
+                        "enrolled.",
+    "engagement_by_arm.csv": "Engagement of the enrolled (the one arm All): counts with their percentages of the "
+                             "enrolled (column randomized).",
+    "retention_by_arm.csv": "Retention in treatment of the enrolled (the one arm All): admissions, drop-outs, the "
+                            "Kaplan-Meier median days in treatment and the probability of still being in "
+                            "treatment at 30, 60 and 90 days with 95% limits (Greenwood's variance, log-log scale).",
+}
+
+
 def _design(arms: StudyArms) -> list[str]:
     if not arms.randomized:
         return [
@@ -103,6 +114,7 @@ def readme_text(*, arms: StudyArms, audience: str, as_of: str, as_of_words: str 
     ]
     for name in sorted({*files, "manifest.json"} - {"README.txt"}):
         what, columns = FILES.get(name, ("", ""))
+        what = what if arms.randomized else WITHOUT_ARMS.get(name, what)
         lines += [f"* {name}: {what}", f"  columns: {columns}"]
     lines += ["", *_disclosure(audience, min_cell, k_anon), ""]
     return "\n".join(lines)

@@ -570,14 +570,15 @@ def _summary_section(c: ReportContext, title: str) -> str:
 
 
 def _retention_chart(c: ReportContext) -> tuple[str, str]:
+    by = "by arm" if c.arms.randomized else "of all enrolled participants (All)"
     if c.audience == "public":
         return km_points_svg(c.retention_by_arm, c.arms), (
-            "Kaplan-Meier probability of still being in treatment at 30, 60 and 90 days by arm, with 95% "
+            f"Kaplan-Meier probability of still being in treatment at 30, 60 and 90 days {by}, with 95% "
             "confidence limits (Greenwood, log-log); published estimates only."
         )
     curves = {a: c.km_curves[a] for a in c.arms.plotted if a in c.km_curves}
     return km_svg(curves, c.arms), (
-        "Kaplan-Meier estimate of time in treatment by arm: admission to the first discharge of any "
+        f"Kaplan-Meier estimate of time in treatment {by}: admission to the first discharge of any "
         "reason; still in treatment at the data cut or a withdrawal date is censored. Dashed lines "
         "at 30, 60 and 90 days."
     )
@@ -680,7 +681,8 @@ def report_html(context: ReportContext | Mapping) -> str:
         '<section id="alliance">',
         f"<h2>Working alliance over sessions {by}</h2>",
         alliance_svg(alliance, c.arms),
-        '<p class="foot">Mean client-rated alliance total by session number and arm.</p>',
+        f'<p class="foot">Mean client-rated alliance total by session number{" and arm" if c.arms.randomized else ""}'
+        ".</p>",
         "</section>",
         '<section id="nih">',
         "<h2>NIH Inclusion Enrollment Report</h2>",
