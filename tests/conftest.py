@@ -60,3 +60,14 @@ def warehouse_env(tmp: Path, secret: str, **extra: str):
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def vault_rows(settings, sql: str) -> list[tuple]:
+    """The rows of a query on the vault, opened read-only."""
+    from ingestion.vault import open_vault
+
+    conn = open_vault(settings, read_only=True)
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import FIXTURES, SAMPLES, land
+from conftest import FIXTURES, SAMPLES, land, vault_rows
 from intake_rows import export, person
 
 from ingestion.ingest import accept_file, ingest_landing
@@ -24,11 +24,7 @@ def events(settings, where: str = "true") -> list[tuple]:
 
 
 def query(settings, sql: str) -> list[tuple]:
-    conn = open_vault(settings, read_only=True)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
+    return vault_rows(settings, sql)
 
 
 def test_first_snapshot_records_every_row_and_keeps_identifiers_out_of_payloads(wh):

@@ -18,13 +18,13 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pytest
-from conftest import SAMPLES, land
+from conftest import SAMPLES, land, vault_rows
 
 from ingestion.ingest import accept_file, ingest_landing
 from ingestion.profile import DictionaryView, check_profile, load_profile
 from ingestion.redcap import parse_dictionary
 from ingestion.settings import PROJECT_ROOT, load_settings
-from ingestion.vault import attach_encrypted, open_vault
+from ingestion.vault import attach_encrypted
 
 REDCAP = SAMPLES / "redcap"
 PROFILES = PROJECT_ROOT / "ingestion" / "profiles"
@@ -107,11 +107,7 @@ def land_sample(settings, project: str, data: bytes | Path | None = None, stamp:
 
 
 def query(settings, sql: str) -> list[tuple]:
-    conn = open_vault(settings, read_only=True)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
+    return vault_rows(settings, sql)
 
 
 def payloads(settings, where: str = "true") -> dict[str, dict]:

@@ -19,7 +19,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, land
+from conftest import FIXTURES, land, vault_rows
 from intake_rows import export, person
 
 from ingestion.ingest import ingest_landing
@@ -75,11 +75,7 @@ def ingest_with_old_code(root: Path) -> list[list]:
 
 
 def query(settings, sql: str) -> list[tuple]:
-    conn = open_vault(settings, read_only=True)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
+    return vault_rows(settings, sql)
 
 
 STATE_SQL = {

@@ -844,13 +844,9 @@ def _ingest_csv(wh, name: str, rows: list[list]):
 
 
 def _held(wh, sql: str) -> list[tuple]:
-    from ingestion.vault import open_vault
+    from conftest import vault_rows
 
-    conn = open_vault(wh, read_only=True)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
+    return vault_rows(wh, sql)
 
 
 def test_csv_rows_in_later_files_append_nothing_new_and_conflicts_are_quarantined(wh):
