@@ -97,7 +97,11 @@ def test_table1_counts_the_enrolled(onboarded):
         sex = dict(con.execute("select level, n from table1 where cohort = 'enrolled' and stratum = 'Overall' "
                                "and characteristic = 'sex'").fetchall())
         flow = con.execute("select stage, arm, n from consort_flow order by stage_order").fetchall()
+        # race codes labelled `More Than One Race` map to the level table1 derives: one row, not two
+        mtor = con.execute("select count(*) from table1 where characteristic = 'race' "
+                           "and level = 'More than one race' group by cohort, stratum").fetchall()
     expected = sum(GRIDS[project].values())
+    assert mtor and {n for (n,) in mtor} == {1}
     assert cohorts == {"enrolled", "qualitative"}  # no arms: no randomized cohort
     assert flow[0] == ("assessed", "All", expected) and flow[-1] == ("enrolled", "All", expected)
     by_sex = {"Female": 0, "Male": 0}
@@ -164,3 +168,12 @@ def test_consent_dates_ages_sites_and_the_study_s_own_labels(onboarded):
         rows = con.execute("select site, cast(consented_on as varchar), age, sex_label from participants "
                            "order by consented_on, age, sex_label, site").fetchall()
     assert rows == sorted(PEOPLE[project], key=lambda r: (r[1], r[2] is None, r[2] or 0, r[3] or "~", r[0] or ""))
+
+
+def test_participant_level_holds_those_who_consented_to_share(onboarded):
+    # project-simple's profile fixes consent_share = 1 for every record (a constant): its 5 people;
+    # the other projects record no consent to share: nobody
+    project, _, extract = onboarded
+    rows = pl.read_csv(extract / "participant_level.csv", infer_schema=False)
+    assert rows.height == (5 if project == "project-simple" else 0)
+    assert set(rows["arm"].to_list()) <= {"Not randomized"}

@@ -4,9 +4,10 @@
 -- instances), one row per field they set: first-seen records give a row per field
 -- of the export, a correction its one field, a removal one row with no field.
 -- A longitudinal project's rows are those of its intake event(s) (the profile's
--- `intake.event`, one per arm where the arms' enrollments are separate events; the other events' fields stay in the store, unused here); rows
--- without an event are a non-longitudinal project's. A record without a row of the
--- intake event is not (yet) a participant.
+-- `intake.event`, one per REDCap arm where each arm has its own enrollment event;
+-- the other events' fields stay in the store, unused here); rows without an event
+-- are a non-longitudinal project's. A record without a row of an intake event is
+-- not (yet) a participant.
 -- Append-only and incremental on the event-store sequence number.
 {%- set intake_event = var('profile').get('intake_event') %}
 with events as (
