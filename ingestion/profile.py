@@ -296,16 +296,25 @@ class DictionaryView:
     name: str
     types: dict[str, str]
     codes: dict[str, list[tuple[str, str]]]  # field -> [(code, label)] in dictionary order
+    identifiers: frozenset[str] = frozenset()  # `Identifier? = y`: the vault only, whatever the profile says
+    free_text: frozenset[str] = frozenset()  # notes, uploads, text without validation: the vault unless declared safe
 
     @classmethod
     def of(cls, name: str, dictionary: pl.DataFrame) -> DictionaryView:
-        from ingestion.redcap import choice_codes
+        from ingestion.redcap import IDENTIFIED_TYPES, choice_codes
 
         types = dict(dictionary.select("field_name", "field_type").iter_rows())
         codes: dict[str, list[tuple[str, str]]] = {}
         for f, code, label in choice_codes(dictionary).iter_rows():
             codes.setdefault(f, []).append((code, label))
-        return cls(name, types, codes)
+        rows = dictionary.select("field_name", "field_type", "validation", "identifier").iter_rows()
+        identifiers, free_text = set(), set()
+        for f, ftype, validation, identifier in rows:
+            if identifier:
+                identifiers.add(f)
+            elif ftype in IDENTIFIED_TYPES or (ftype == "text" and not (validation or "").strip()):
+                free_text.add(f)
+        return cls(name, types, codes, frozenset(identifiers), frozenset(free_text))
 
     def has(self, field_name: str) -> bool:
         return field_name in self.types or bool(SYSTEM_FIELD.search(field_name))
@@ -388,6 +397,7 @@ def check_profile(profile: StudyProfile, dictionary: DictionaryView) -> list[str
     for concept, fname in profile.fields.items():
         if not dictionary.has(fname):
             problems.append(f"{where}: intake.fields.{concept}: field `{fname}` is not in {dictionary.name}")
+    problems += _unreadable_concepts(profile, dictionary, where)
     if profile.derive_age is not None:
         source = profile.dob_field() or ""
         if not dictionary.has(source):
@@ -415,4 +425,24 @@ def check_profile(profile: StudyProfile, dictionary: DictionaryView) -> list[str
                 problems.append(f"{where}: intake.codes.{concept}: `{fname}` is a {known[fname]} field with no "
                                 "listed codes: map its values in `codes`")
     problems += resolve_codes(profile, dictionary)[1]
+    return problems
+
+
+# Concepts that are identifiers themselves: the vault is where their fields belong.
+IDENTIFIER_CONCEPTS = ("record_id", "first_name", "last_name", "dob", "phone", "street_address", "zip", "email")
+
+
+def _unreadable_concepts(profile: StudyProfile, dictionary: DictionaryView, where: str) -> list[str]:
+    """Concepts whose field never reaches the event payloads (an identifier, or undeclared free text):
+    mapped so, the concept would be blank for everyone, a quiet wrong answer."""
+    problems = []
+    for concept, fname in profile.fields.items():
+        if concept in IDENTIFIER_CONCEPTS:
+            continue
+        if fname in dictionary.identifiers:
+            problems.append(f"{where}: intake.fields.{concept}: `{fname}` is marked as an identifier in "
+                            f"{dictionary.name}, so it stays in the vault and `{concept}` would be blank for everyone")
+        elif fname in dictionary.free_text and fname not in profile.safe_free_text:
+            problems.append(f"{where}: intake.fields.{concept}: `{fname}` is free text in {dictionary.name} (kept in "
+                            f"the vault only); list it in `safe_free_text` if it holds no identifier")
     return problems

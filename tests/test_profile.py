@@ -153,6 +153,12 @@ MISFITS = {
     "safe free text the dictionary lacks": (
         'intake: {fields: {record_id: record_id}, safe_free_text: [hobby]}',
         "intake.safe_free_text: field `hobby` is not in data_dictionary.csv"),
+    "concept in a free-text field not declared safe": (
+        'intake: {fields: {record_id: record_id, education: staff_notes}}',
+        "intake.fields.education: `staff_notes` is free text in data_dictionary.csv (kept in the vault only)"),
+    "concept in an identifier field": (
+        'intake: {fields: {record_id: record_id, marital_status: first_name}, safe_free_text: [first_name]}',
+        "intake.fields.marital_status: `first_name` is marked as an identifier in data_dictionary.csv"),
     "withdrawal scope code not listed": (
         'intake: {fields: {record_id: record_id, withdrawal_scope: withdrawal_scope}, withdrawal_scopes: {"7": 2}}',
         "intake.withdrawal_scopes.7: code `7` is not among the codes"),
