@@ -52,3 +52,25 @@ FULL_INTAKE_COLUMNS = [
     "rand_arm", "rand_date", "randomization_complete", "withdrawn", "withdrawal_date", "withdrawal_scope",
     "lost_to_followup", "study_status_complete",
 ]
+
+
+def full_person(rid: str, first: str, last: str, *, race=(), cooccurring=(), **values) -> dict:
+    """A row of the full intake project: a consented, randomized (SBCM) record with neutral defaults."""
+    row = {c: "" for c in FULL_INTAKE_COLUMNS}
+    row.update({
+        "record_id": rid, "redcap_data_access_group": "north_intake", "first_name": first, "last_name": last,
+        "dob": "1980-01-15", "phone": f"(410) 555-{rid}", "street_address": f"{rid[-2:]} Larkspur Lane",
+        "zip": "21201", "email": f"{first.lower()}.{last.lower()}@example.org",
+        "assessment_date": "2025-03-03", "age": "40", "sex": "1", "ethnicity": "2", "education": "2",
+        "marital_status": "1", "homeless": "0", "employed": "0", "drug_of_choice": "3", "sud_diagnosis": "2",
+        "psychotic_disorder": "0", "alcohol_only": "0", "prior_tx_episodes": "0", "court_referred": "0",
+        "asam_level": "1", "referral_program": "1", "intake_assessment_complete": "2",
+        "consent_date": "2025-03-03", "consent_version": "v2.0", "consent_audio": "1", "consent_share": "1",
+        "consent_complete": "2", "rand_arm": "1", "rand_date": "2025-03-04", "randomization_complete": "2",
+        "withdrawn": "0", "lost_to_followup": "0", "study_status_complete": "2",
+    })
+    for i in range(1, 7):
+        row[f"race___{i}"] = "1" if i in race else "0"
+        row[f"cooccurring___{i}"] = "1" if i in cooccurring else "0"
+    row.update(values)
+    return row

@@ -28,7 +28,7 @@ import duckdb
 import polars as pl
 import pytest
 from conftest import warehouse_env
-from intake_rows import FULL_INTAKE_COLUMNS
+from intake_rows import FULL_INTAKE_COLUMNS, full_person
 from test_transcripts import make_qdpx, project_xml
 
 from orchestration.cli import run_pipeline
@@ -58,21 +58,9 @@ CODINGS_1 = [  # (unit, coder, code), in file order
 
 
 def intake_csv() -> bytes:
-    row = {c: "" for c in FULL_INTAKE_COLUMNS}
-    row.update({
-        "record_id": RID, "redcap_data_access_group": "north_intake", "first_name": "Thaddeus",
-        "last_name": "Quillfeather", "dob": "1980-01-15", "phone": "(410) 555-2001",
-        "street_address": "12 Larkspur Lane", "zip": "21201", "email": "thaddeus.q@example.org",
-        "assessment_date": "2025-03-03", "age": "40", "sex": "1", "ethnicity": "2", "education": "2",
-        "marital_status": "1", "homeless": "0", "employed": "0", "drug_of_choice": "3", "sud_diagnosis": "2",
-        "psychotic_disorder": "0", "alcohol_only": "0", "prior_tx_episodes": "0", "court_referred": "0",
-        "asam_level": "1", "referral_program": "1", "intake_assessment_complete": "2",
-        "consent_date": "2025-03-03", "consent_version": "v2.0", "consent_audio": "1", "consent_share": "1",
-        "consent_complete": "2", "rand_arm": "1", "rand_date": "2025-03-04", "randomization_complete": "2",
-        "withdrawn": "0", "lost_to_followup": "0", "study_status_complete": "2",
-        **{f"race___{i}": "1" if i == 4 else "0" for i in range(1, 7)},
-        **{f"cooccurring___{i}": "0" for i in range(1, 7)},
-    })
+    # Thaddeus Quillfeather's values, phone and address are the identifiers the screening looks for
+    row = full_person(RID, "Thaddeus", "Quillfeather", race=(4,), phone="(410) 555-2001",
+                      street_address="12 Larkspur Lane", email="thaddeus.q@example.org")
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=FULL_INTAKE_COLUMNS, lineterminator="\n")
     w.writeheader()
